@@ -1,0 +1,226 @@
+//! The one error shape of every surface but `/auth/v1`: `{code, message, details}` with a
+//! stable `code` and the right status. Internal causes are logged here and never sent.
+
+use std::borrow::Cow;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "not_found", "message": "no route for GET /nope", "details": {}}))]
+pub struct ErrorBody {
+    /// Stable, documented machine-readable code (`not_found`, `validation_failed`, ...).
+    pub code: Cow<'static, str>,
+    /// Human-readable explanation. Never contains internal details.
+    pub message: Cow<'static, str>,
+    /// Structured context: which field, which limit. `{}` when there is none.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                details: json!({}),
+            },
+        }
+    }
+
+    /// Adds structured details.
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.body.details = details;
+        self
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        &self.body.code
+    }
+
+    /// 404 for a path no route serves.
+    pub fn route_not_found(method: &axum::http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+        )
+    }
+
+    /// 405 for a known path with the wrong method.
+    pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    /// 400/422 for input that does not pass validation.
+    pub fn validation(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(status, "validation_failed", message)
+    }
+
+    /// 413 for a body over the configured limit.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        )
+    }
+
+    /// 503 from `/ready`.
+    pub fn not_ready() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database is not answering",
+        )
+        .with_details(json!({"database": "unavailable"}))
+    }
+
+    /// 500 that says nothing about the inside. Log the cause before building it.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error",
+        )
+    }
+}
+
+impl From<gatehouse_core::Error> for ApiError {
+    fn from(err: gatehouse_core::Error) -> Self {
+        match err {
+            gatehouse_core::Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "service temporarily unavailable",
+                )
+            }
+            gatehouse_core::Error::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::validation(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a body with Content-Type: application/json",
+            ),
+            JsonRejection::JsonSyntaxError(err) => {
+                Self::validation(StatusCode::BAD_REQUEST, "the body is not valid JSON")
+                    .with_details(json!({"reason": err.body_text()}))
+            }
+            JsonRejection::JsonDataError(err) => Self::validation(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body does not match the expected shape",
+            )
+            .with_details(json!({"reason": err.body_text()})),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large(),
+            other => Self::validation(StatusCode::BAD_REQUEST, "the body could not be read")
+                .with_details(json!({"reason": other.body_text()})),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::validation(StatusCode::BAD_REQUEST, "invalid query string")
+            .with_details(json!({"reason": rejection.body_text()}))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::validation(StatusCode::BAD_REQUEST, "invalid path parameter")
+            .with_details(json!({"reason": rejection.body_text()}))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(err: ApiError) -> (StatusCode, Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_answer_with_code_message_and_details() {
+        let (status, body) = body_of(ApiError::payload_too_large()).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            body,
+            json!({"code": "payload_too_large", "message": "request body is too large", "details": {}})
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_reveal_nothing_of_their_cause() {
+        let err = gatehouse_core::Error::Internal("password column is corrupt at row 42".into());
+        let (status, body) = body_of(ApiError::from(err)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "internal_error");
+        assert!(!body.to_string().contains("row 42"));
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_dependency_is_a_503() {
+        let err = gatehouse_core::Error::Unavailable("connection refused to db.internal".into());
+        let (status, body) = body_of(ApiError::from(err)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "unavailable");
+        assert!(!body.to_string().contains("db.internal"));
+    }
+}

@@ -1,0 +1,179 @@
+//! gatehouse's HTTP surfaces. Handlers are thin: read the request, call
+//! [`gatehouse_core::Gatehouse`], map the result. No SQL and no hashing here.
+//!
+//! Every route is registered through `utoipa_axum`'s `OpenApiRouter`, so a route cannot
+//! exist undocumented; the rendered document is committed as `docs/openapi.json`.
+
+mod docs;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+mod ops;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
+use gatehouse_core::Gatehouse;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes; more is a 413.
+    pub max_body_bytes: usize,
+    /// How long `/ready` waits for the database.
+    pub ready_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            ready_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The auth service.
+    pub gatehouse: Gatehouse,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gatehouse",
+        description = "The user and auth backend of a web app. Every error on these routes is \
+                       `{code, message, details}` with a stable code.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "operations", description = "Health, readiness and this document"),
+    )
+)]
+struct ApiDoc;
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::routes())
+        .merge(docs::routes())
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The complete application: every surface, behind the middleware every response goes
+/// through.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes behind the same middleware. Tests use it to reach
+/// behaviour no production route triggers on demand (a panic, a slow handler).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let (routes, mut doc) = api_routes().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let max_body = state.config.max_body_bytes;
+    routes
+        .merge(docs::swagger_ui())
+        .merge(extra)
+        .fallback(middleware::route_not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(Extension(docs::render(&doc)))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops accepting, lets
+/// in-flight requests finish for at most `grace`, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = started_tx.send(());
+    };
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
+    let deadline = async move {
+        match started_rx.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "requests still in flight after the grace period; closing them");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
+    }
+
+    /// `GATEHOUSE_BLESS=1 cargo nextest run -p gatehouse-http` rewrites the committed copy.
+    #[test]
+    fn the_committed_openapi_document_matches_the_routes() {
+        let current = openapi().to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("GATEHOUSE_BLESS").is_some() {
+            std::fs::write(committed_path(), &current).unwrap();
+        }
+        let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
+        assert!(
+            committed == current,
+            "docs/openapi.json is stale: run GATEHOUSE_BLESS=1 cargo nextest run -p gatehouse-http"
+        );
+    }
+
+    #[test]
+    fn every_operation_has_a_summary_a_tag_and_responses() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(op["summary"].is_string(), "{method} {path} has no summary");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{method} {path} has no tag"
+                );
+                assert!(
+                    op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The first migration's constraints, on both backends: what later features rely on.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gatehouse_store::testing::TestDatabase;
+use gatehouse_store::{Backend, ConnectOptions, Store, StoreError};
+
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($store:ident: Store) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+            async fn run($store: Store) $body
+            #[tokio::test]
+            async fn sqlite() { with_store(Backend::Sqlite, run).await }
+            #[tokio::test]
+            async fn postgres() { with_store(Backend::Postgres, run).await }
+        }
+    )*};
+}
+
+async fn with_store<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = TestDatabase::create(backend).await;
+    let store = Store::connect(db.url(), &ConnectOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    test(store.clone()).await;
+    store.close().await;
+}
+
+/// Inserts a user with the columns every test needs, through raw SQL written once.
+async fn insert_user(
+    store: &Store,
+    email: &str,
+    username: Option<&str>,
+) -> Result<uuid::Uuid, StoreError> {
+    const SQL: &str = "INSERT INTO users (id, email, username, created_at, updated_at) \
+                       VALUES ($1, $2, $3, $4, $4)";
+    let id = uuid::Uuid::new_v4();
+    let now = "2026-11-21T00:00:00.000000Z";
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(email)
+                .bind(username)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        }
+        Store::Postgres(pool) => {
+            let now =
+                time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
+                    .unwrap();
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(email)
+                .bind(username)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(id)
+}
+
+async fn execute(store: &Store, sql: &str, id: uuid::Uuid) -> Result<u64, StoreError> {
+    Ok(match store {
+        Store::Sqlite(pool) => sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        Store::Postgres(pool) => sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    })
+}
+
+async fn soft_delete(store: &Store, id: uuid::Uuid) {
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "UPDATE users SET deleted_at = '2026-11-21T01:00:00.000000Z' WHERE id = $1"
+        }
+        Backend::Postgres => "UPDATE users SET deleted_at = now() WHERE id = $1",
+    };
+    assert_eq!(execute(store, sql, id).await.unwrap(), 1);
+}
+
+fn constraint_of(err: StoreError) -> String {
+    match err {
+        StoreError::Constraint { constraint } => constraint,
+        other => panic!("expected a named constraint violation, got {other:?}"),
+    }
+}
+
+/// SQLite reports foreign-key and check failures by message only; Postgres names them.
+fn violation_text(err: &StoreError) -> String {
+    match err {
+        StoreError::Constraint { constraint } => constraint.clone(),
+        other => other.to_string(),
+    }
+}
+
+on_both_backends! {
+    async fn migrations_apply_once_and_rerunning_them_changes_nothing(store: Store) {
+        let expected: Vec<i64> = Store::embedded_migrations(store.backend()).into_iter().map(|(v, _)| v).collect();
+        assert_eq!(store.applied_migrations().await.unwrap(), expected);
+        store.migrate().await.unwrap();
+        assert_eq!(store.applied_migrations().await.unwrap(), expected);
+    }
+
+    async fn emails_are_unique_regardless_of_case(store: Store) {
+        insert_user(&store, "Ada@Example.com", None).await.unwrap();
+        let err = insert_user(&store, "ada@example.COM", None).await.unwrap_err();
+        assert_eq!(constraint_of(err), "users_email_key");
+    }
+
+    async fn usernames_are_unique_regardless_of_case(store: Store) {
+        insert_user(&store, "a@example.com", Some("Ada")).await.unwrap();
+        let err = insert_user(&store, "b@example.com", Some("aDA")).await.unwrap_err();
+        assert_eq!(constraint_of(err), "users_username_key");
+    }
+
+    async fn a_soft_deleted_user_frees_its_email_and_username(store: Store) {
+        let id = insert_user(&store, "ada@example.com", Some("ada")).await.unwrap();
+        soft_delete(&store, id).await;
+        insert_user(&store, "ADA@example.com", Some("ADA")).await.unwrap();
+    }
+
+    async fn deleting_a_user_removes_its_profile_and_sessions(store: Store) {
+        let id = insert_user(&store, "ada@example.com", None).await.unwrap();
+        let t = match store.backend() { Backend::Sqlite => "'2026-11-21T00:00:00.000000Z'", Backend::Postgres => "now()" };
+        execute(&store, &format!("INSERT INTO profiles (user_id, created_at, updated_at) VALUES ($1, {t}, {t})"), id).await.unwrap();
+        execute(&store, &format!("INSERT INTO sessions (id, user_id, created_at, refreshed_at, not_after) VALUES ($1, $1, {t}, {t}, {t})"), id).await.unwrap();
+        assert_eq!(execute(&store, "DELETE FROM users WHERE id = $1", id).await.unwrap(), 1);
+        assert_eq!(execute(&store, "DELETE FROM profiles WHERE user_id = $1", id).await.unwrap(), 0);
+        assert_eq!(execute(&store, "DELETE FROM sessions WHERE user_id = $1", id).await.unwrap(), 0);
+    }
+
+    async fn a_profile_for_a_missing_user_is_refused(store: Store) {
+        let t = match store.backend() { Backend::Sqlite => "'2026-11-21T00:00:00.000000Z'", Backend::Postgres => "now()" };
+        let err = execute(&store, &format!("INSERT INTO profiles (user_id, created_at, updated_at) VALUES ($1, {t}, {t})"), uuid::Uuid::new_v4()).await.unwrap_err();
+        let text = violation_text(&err);
+        assert!(text == "profiles_user_id_fkey" || text.contains("FOREIGN KEY constraint failed"), "{err:?}");
+    }
+
+    async fn roles_other_than_user_and_admin_are_refused(store: Store) {
+        let id = insert_user(&store, "ada@example.com", None).await.unwrap();
+        let err = execute(&store, "UPDATE users SET role = 'root' WHERE id = $1", id).await.unwrap_err();
+        assert!(violation_text(&err).contains("users_role_check"), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_fast_with_the_masked_url() {
+    let url =
+        gatehouse_store::DatabaseUrl::parse("postgres://app:hunter2@127.0.0.1:1/auth").unwrap();
+    let opts = ConnectOptions {
+        connect_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = Store::connect(&url, &opts).await.unwrap_err().to_string();
+    assert!(err.contains("postgres://app:***@127.0.0.1:1/auth"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

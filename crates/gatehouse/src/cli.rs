@@ -1,0 +1,64 @@
+//! The command line: one module per subcommand, each owning its arguments and `run`.
+
+mod config_cmd;
+mod migrate;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigArgs};
+
+/// gatehouse: the user and auth backend of a web app, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve HTTP until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply the embedded database migrations, then exit.
+    Migrate,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+impl Command {
+    pub fn run(self, config: Config) -> anyhow::Result<()> {
+        match self {
+            Self::Serve => serve::run(config),
+            Self::Migrate => migrate::run(config),
+            Self::Config(cmd) => cmd.run(&config),
+        }
+    }
+}
+
+/// Builds the runtime the async subcommands share.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Opens the configured database, naming `DATABASE_URL` (password masked) on failure.
+async fn open_store(config: &Config) -> anyhow::Result<gatehouse_core::store::Store> {
+    gatehouse_core::store::Store::connect(&config.database_url, &config.db_connect_options())
+        .await
+        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

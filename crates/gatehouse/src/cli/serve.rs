@@ -1,0 +1,72 @@
+//! `gatehouse serve`: migrate, then serve HTTP until a signal; finish requests in flight
+//! (bounded by `GATEHOUSE_SHUTDOWN_TIMEOUT`), close the pool, exit 0.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use gatehouse_core::clock::SystemClock;
+use gatehouse_core::Gatehouse;
+use gatehouse_http::{AppState, HttpConfig};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init(&config);
+    super::runtime()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = super::open_store(&config).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
+    let gatehouse = Gatehouse::new(store.clone(), Arc::new(SystemClock));
+    let state = AppState {
+        gatehouse,
+        config: Arc::new(HttpConfig {
+            max_body_bytes: config.max_body_bytes,
+            ..HttpConfig::default()
+        }),
+    };
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("GATEHOUSE_ADDR: cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(backend = %store.backend(), database = %config.database_url, "listening on http://{addr}");
+    gatehouse_http::serve(
+        listener,
+        gatehouse_http::router(state),
+        shutdown_signal(),
+        config.shutdown_timeout,
+    )
+    .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

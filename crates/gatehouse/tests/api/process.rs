@@ -1,0 +1,374 @@
+//! The real binary: start-up, configuration errors, logs, signals, migrate, config check.
+
+// These tests poll a child process, which has no clock of ours to move.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gatehouse_core::store::testing::TestDatabase;
+use gatehouse_core::store::Backend;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// The binary with a clean environment (nothing from the developer's shell or `.env`),
+/// run in a fresh directory.
+fn gatehouse(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().current_dir(dir).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A running `gatehouse serve`, its output collected line by line.
+struct Server {
+    child: Child,
+    addr: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path, envs: &[(&str, &str)]) -> Self {
+        let mut envs = envs.to_vec();
+        envs.push(("GATEHOUSE_ADDR", "127.0.0.1:0"));
+        let mut child = gatehouse(dir, &["serve"], &envs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let reader = BufReader::new(child.stdout.take().unwrap());
+        let lines = stdout.clone();
+        let reader = std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let started = Instant::now();
+        let addr = loop {
+            let found = stdout.lock().unwrap().iter().find_map(|l| {
+                l.split("listening on http://").nth(1).map(|rest| {
+                    rest.split(|c: char| c == '"' || c.is_whitespace())
+                        .next()
+                        .unwrap()
+                        .to_owned()
+                })
+            });
+            if let Some(addr) = found {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                panic!("gatehouse exited with {status} before listening: {err}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "gatehouse did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            addr,
+            stdout,
+            reader: Some(reader),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let sent = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(15),
+                "gatehouse ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote to stdout; call after it exited.
+    fn output(&mut self) -> Vec<String> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.stdout.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_creates_the_sqlite_file_answers_health_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    assert!(
+        dir.path().join("gatehouse.db").exists(),
+        "the default sqlite://gatehouse.db is created"
+    );
+    let body: serde_json::Value = reqwest::get(server.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    let (status, took) = server.terminate();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+    assert!(
+        took < Duration::from_secs(5),
+        "an idle server stops at once, took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_binary_serves_a_postgres_database_url() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[("DATABASE_URL", db.url().expose())]);
+    assert_eq!(
+        reqwest::get(server.url("/ready")).await.unwrap().status(),
+        200
+    );
+    assert!(
+        !dir.path().join("gatehouse.db").exists(),
+        "no SQLite file when Postgres is configured"
+    );
+    assert_eq!(server.terminate().0.code(), Some(0));
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_request_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &[("GATEHOUSE_LOG_FORMAT", "json"), ("GATEHOUSE_LOG", "trace")],
+    );
+    let client = reqwest::Client::new();
+    let response = client
+        .post(server.url("/health?access_token=query-secret-4"))
+        .header("authorization", "Bearer header-secret-1")
+        .header("cookie", "sb_refresh_token=cookie-secret-2")
+        .header("x-request-id", "trace-me-42")
+        .body("body-secret-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    client.get(server.url("/health")).send().await.unwrap();
+    server.terminate();
+    let lines = server.output();
+    let requests: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|_| panic!("not JSON: {l}"))
+        })
+        .filter(|v| v["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "one line per request: {lines:#?}");
+    let line = requests
+        .iter()
+        .find(|v| v["request_id"] == "trace-me-42")
+        .expect("the request id is logged");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/health");
+    assert_eq!(line["status"], 405);
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    let all = lines.join("\n");
+    for secret in [
+        "header-secret-1",
+        "cookie-secret-2",
+        "body-secret-3",
+        "query-secret-4",
+    ] {
+        assert!(!all.contains(secret), "{secret} was logged:\n{all}");
+    }
+}
+
+#[test]
+fn an_invalid_value_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("GATEHOUSE_ACCESS_TOKEN_TTL", "soon"),
+        ("GATEHOUSE_ADDR", "not-an-address"),
+        ("GATEHOUSE_CORS_ORIGINS", "*"),
+        ("DATABASE_URL", "mysql://root:pw@localhost/x"),
+    ] {
+        let out = gatehouse(dir.path(), &["serve"], &[(var, value)])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(var), "{var}: {stderr}");
+        assert!(!stderr.contains("root:pw"), "a password leaked: {stderr}");
+    }
+    assert!(
+        !dir.path().join("gatehouse.db").exists(),
+        "nothing was started"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_serve_within_seconds_naming_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = gatehouse(
+        dir.path(),
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://app:hunter2@127.0.0.1:1/auth"),
+            ("GATEHOUSE_DB_CONNECT_TIMEOUT", "2s"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://app:***@127.0.0.1:1/auth"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn a_sqlite_file_that_cannot_be_created_stops_serve_naming_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &["serve"],
+        &[("DATABASE_URL", "sqlite://no/such/dir/g.db")],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("DATABASE_URL") && stderr.contains("no/such/dir/g.db"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "GATEHOUSE_ACCESS_TOKEN_TTL=15m\nGATEHOUSE_LOG_FORMAT=json\n",
+    )
+    .unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &["config", "check", "--log-format", "pretty"],
+        &[
+            ("GATEHOUSE_JWT_ALG", "HS256"),
+            (
+                "GATEHOUSE_JWT_SECRET",
+                "super-secret-value-that-is-32-bytes-long",
+            ),
+            ("DATABASE_URL", "postgres://app:pg-pass@db.internal/auth"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("GATEHOUSE_JWT_SECRET") && stdout.contains("<redacted>"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("super-secret-value") && !stdout.contains("pg-pass"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("postgres://app:***@db.internal/auth"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("GATEHOUSE_ACCESS_TOKEN_TTL") && stdout.contains("15m"),
+        ".env is read: {stdout}"
+    );
+    let format_line = stdout
+        .lines()
+        .find(|l| l.starts_with("GATEHOUSE_LOG_FORMAT"))
+        .unwrap();
+    assert!(
+        format_line.ends_with("pretty"),
+        "a flag overrides .env: {format_line}"
+    );
+}
+
+#[test]
+fn the_environment_wins_over_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "GATEHOUSE_ACCESS_TOKEN_TTL=15m\n").unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &["config", "check", "--json"],
+        &[("GATEHOUSE_ACCESS_TOKEN_TTL", "1h")],
+    )
+    .output()
+    .unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["GATEHOUSE_ACCESS_TOKEN_TTL"], "1h");
+}
+
+#[tokio::test]
+async fn migrate_applies_the_migrations_on_both_backends_and_is_idempotent() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDatabase::create(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            let out = gatehouse(
+                dir.path(),
+                &["migrate"],
+                &[("DATABASE_URL", db.url().expose())],
+            )
+            .output()
+            .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                stdout.contains("at migration 1 (1 applied)"),
+                "{backend}: {stdout}"
+            );
+        }
+    }
+}
