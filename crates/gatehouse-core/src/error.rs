@@ -1,11 +1,54 @@
 //! The one error type of gatehouse's rules. The HTTP layer maps each variant to a status
 //! and a stable code; internal causes are logged there and never shown to a client.
 
+use serde_json::Value;
+
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// What can go wrong in a gatehouse operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A field failed validation; `details` says which and why.
+    #[error("{message}")]
+    Validation { message: String, details: Value },
+    /// The password does not meet the policy; `reasons` are among `length`,
+    /// `characters`, `pwned`, `similar`.
+    #[error("the password is too weak: {reasons:?}")]
+    WeakPassword { reasons: Vec<&'static str> },
+    /// The email or username is taken.
+    #[error("a user with this {field} already exists")]
+    UserAlreadyExists { field: &'static str },
+    /// Sign-in failed. Never says whether the account exists.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The current password given to change it is wrong.
+    #[error("the current password is not correct")]
+    CurrentPasswordInvalid,
+    /// No usable access token: missing, malformed, forged, expired, or its session ended.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// The account is deactivated or deleted.
+    #[error("the account is inactive")]
+    UserInactive,
+    /// The refresh token is missing, unknown, revoked or its session has ended.
+    #[error("invalid refresh token")]
+    RefreshTokenInvalid,
+    /// A refresh token was presented again after its grace interval: the session has been
+    /// revoked as stolen.
+    #[error("refresh token reused; the session has been revoked")]
+    RefreshTokenReused,
+    /// The CSRF token or the Origin did not check out.
+    #[error("CSRF check failed: {0}")]
+    CsrfFailed(&'static str),
+    /// The password-hashing queue is full; the caller should retry shortly.
+    #[error("too many password operations in progress")]
+    Overloaded,
+    /// Nothing with that id.
+    #[error("not found")]
+    NotFound,
+    /// The configuration cannot work (a key that does not open, a missing secret).
+    #[error("configuration: {0}")]
+    Config(String),
     /// A dependency (the database) is not answering; the caller may retry later.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] Cause),
@@ -14,11 +57,40 @@ pub enum Error {
     Internal(#[source] Cause),
 }
 
+impl Error {
+    /// A validation failure of one field.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::Validation {
+            message: format!("{field}: {reason}"),
+            details: serde_json::json!({ "field": field, "reason": reason }),
+        }
+    }
+}
+
 impl From<gatehouse_store::StoreError> for Error {
     fn from(err: gatehouse_store::StoreError) -> Self {
         match err {
+            gatehouse_store::StoreError::Constraint { ref constraint }
+                if constraint == "users_email_key" =>
+            {
+                Self::UserAlreadyExists { field: "email" }
+            }
+            gatehouse_store::StoreError::Constraint { ref constraint }
+                if constraint == "users_username_key" =>
+            {
+                Self::UserAlreadyExists { field: "username" }
+            }
             gatehouse_store::StoreError::Connect { .. } => Self::Unavailable(Box::new(err)),
+            gatehouse_store::StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
+                Self::Unavailable(Box::new(sqlx_err))
+            }
             other => Self::Internal(Box::new(other)),
         }
     }
+}
+
+fn is_unavailable(err: &gatehouse_store::sqlx::Error) -> bool {
+    use gatehouse_store::sqlx::Error as E;
+    matches!(err, E::PoolTimedOut | E::PoolClosed | E::Io(_))
 }

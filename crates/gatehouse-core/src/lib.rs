@@ -1,25 +1,111 @@
 //! The rules of auth: passwords, tokens, sessions, users. No HTTP, no SQL.
 //!
 //! [`Gatehouse`] is the service the HTTP layer and the CLI call; it owns the
-//! [`Store`](gatehouse_store::Store) and the [`Clock`](clock::Clock).
+//! [`Store`](gatehouse_store::Store), the [`Clock`](clock::Clock), the signing keys and the
+//! password hasher.
 
+mod accounts;
+pub mod audit;
 pub mod clock;
+pub mod crypto;
+pub mod csrf;
 mod error;
+pub mod keys;
+pub mod password;
+mod sessions;
+pub mod tokens;
+pub mod validate;
 
+pub use accounts::{Identifier, ProfileChange, SignIn, SignUp};
+pub use audit::RequestMeta;
 pub use error::Error;
 pub use gatehouse_store as store;
+pub use sessions::{Principal, SessionGrant};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clock::Clock;
 use gatehouse_store::Store;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::csrf::Csrf;
+use crate::keys::{JwtAlg, KeyConfig, KeyRing};
+use crate::password::{HashLimits, Hasher, PasswordPolicy};
+use crate::tokens::TokenService;
+
+/// Everything the rules of auth are configured by.
+#[derive(Clone)]
+pub struct Settings {
+    /// Base URL of the server; the token issuer is `<this>/auth/v1`.
+    pub public_url: String,
+    pub jwt_alg: JwtAlg,
+    pub jwt_secret: Option<SecretString>,
+    pub key_encryption_key: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    /// Tolerance for clock skew when checking `exp` and `nbf`.
+    pub jwt_leeway: Duration,
+    /// How long a rotated-in key is published before it signs.
+    pub key_publish_ahead: Duration,
+    pub refresh_reuse_interval: Duration,
+    pub session_idle_timeout: Duration,
+    pub session_max_lifetime: Duration,
+    pub password_policy: PasswordPolicy,
+    pub hash_limits: HashLimits,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("public_url", &self.public_url)
+            .field("jwt_alg", &self.jwt_alg)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".to_owned(),
+            jwt_alg: JwtAlg::Es256,
+            jwt_secret: None,
+            key_encryption_key: None,
+            access_token_ttl: Duration::from_secs(30 * 60),
+            jwt_leeway: Duration::from_secs(5),
+            key_publish_ahead: Duration::from_secs(10 * 60),
+            refresh_reuse_interval: Duration::from_secs(10),
+            session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            password_policy: PasswordPolicy::default(),
+            hash_limits: HashLimits::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The `iss` of our tokens.
+    pub fn issuer(&self) -> String {
+        format!("{}/auth/v1", self.public_url.trim_end_matches('/'))
+    }
+}
+
+struct Inner {
+    settings: Settings,
+    keys: KeyRing,
+    tokens: TokenService,
+    hasher: Hasher,
+    csrf: Csrf,
+}
 
 /// The auth service: everything gatehouse decides, over one store and one clock.
 #[derive(Clone)]
 pub struct Gatehouse {
     store: Store,
     clock: Arc<dyn Clock>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -30,10 +116,54 @@ impl std::fmt::Debug for Gatehouse {
     }
 }
 
+/// A time-ordered id (UUIDv7) from our clock, so ids sort like creation times.
+pub(crate) fn new_id(now: OffsetDateTime) -> Uuid {
+    let nanos = now.unix_timestamp_nanos();
+    let secs = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or_default();
+    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or_default();
+    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, subsec))
+}
+
 impl Gatehouse {
-    /// Builds the service over an open, migrated store.
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    /// Starts the service over an open, migrated store: loads (or, on first start,
+    /// generates) the signing keys, the CSRF key and the dummy password hash.
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, Error> {
+        let now = clock.now();
+        let keys = KeyRing::start(
+            store.clone(),
+            KeyConfig {
+                alg: settings.jwt_alg,
+                hs256_secret: settings.jwt_secret.clone(),
+                key_encryption_key: settings.key_encryption_key.clone(),
+                retire_grace: settings.access_token_ttl + settings.jwt_leeway,
+                publish_ahead: settings.key_publish_ahead,
+            },
+            now,
+        )
+        .await?;
+        let csrf_key = store
+            .instance_secret("csrf", &crypto::random_bytes::<32>()?, now.into())
+            .await?;
+        let tokens = TokenService {
+            issuer: settings.issuer(),
+            leeway: settings.jwt_leeway,
+        };
+        let hasher = Hasher::new(settings.hash_limits)?;
+        Ok(Self {
+            store,
+            clock,
+            inner: Arc::new(Inner {
+                settings,
+                keys,
+                tokens,
+                hasher,
+                csrf: Csrf::new(csrf_key),
+            }),
+        })
     }
 
     /// The store, for operations outside the rules of auth (migrate, close).
@@ -41,9 +171,19 @@ impl Gatehouse {
         &self.store
     }
 
-    /// The clock every decision reads.
-    pub fn clock(&self) -> &dyn Clock {
-        self.clock.as_ref()
+    /// The settings this service runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The current time by our clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Whether the database answers within `timeout`.
@@ -53,5 +193,20 @@ impl Gatehouse {
             Ok(Err(err)) => Err(Error::Unavailable(Box::new(err))),
             Err(_) => Err(Error::Unavailable("database did not answer in time".into())),
         }
+    }
+
+    /// The public keys, as a JWKS document.
+    pub async fn jwks(&self) -> Result<serde_json::Value, Error> {
+        Ok(self.inner.keys.keys().await?.jwks(self.now()))
+    }
+
+    /// A fresh CSRF token.
+    pub fn issue_csrf_token(&self) -> Result<String, Error> {
+        self.inner.csrf.issue()
+    }
+
+    /// Checks a CSRF header against its cookie.
+    pub fn check_csrf(&self, header: Option<&str>, cookie: Option<&str>) -> Result<(), Error> {
+        self.inner.csrf.check(header, cookie)
     }
 }

@@ -28,6 +28,10 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// `WWW-Authenticate` to send with a 401.
+    www_authenticate: Option<&'static str>,
+    /// `Retry-After` seconds.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -44,6 +48,8 @@ impl ApiError {
                 message: message.into(),
                 details: json!({}),
             },
+            www_authenticate: None,
+            retry_after: None,
         }
     }
 
@@ -87,6 +93,24 @@ impl ApiError {
         Self::new(status, "validation_failed", message)
     }
 
+    /// 401 for a missing or unusable bearer token, with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        err.www_authenticate = Some("Bearer error=\"invalid_token\"");
+        err
+    }
+
+    /// 401 when no bearer token was sent at all.
+    pub fn missing_bearer() -> Self {
+        let mut err = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a bearer access token is required",
+        );
+        err.www_authenticate = Some("Bearer");
+        err
+    }
+
     /// 413 for a body over the configured limit.
     pub fn payload_too_large() -> Self {
         Self::new(
@@ -118,8 +142,65 @@ impl ApiError {
 
 impl From<gatehouse_core::Error> for ApiError {
     fn from(err: gatehouse_core::Error) -> Self {
+        use gatehouse_core::Error as E;
         match err {
-            gatehouse_core::Error::Unavailable(cause) => {
+            E::Validation { message, details } => {
+                Self::validation(StatusCode::UNPROCESSABLE_ENTITY, message).with_details(details)
+            }
+            E::WeakPassword { reasons } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_password",
+                "the password does not meet the password policy",
+            )
+            .with_details(json!({ "reasons": reasons })),
+            E::UserAlreadyExists { field } => Self::new(
+                StatusCode::CONFLICT,
+                "user_already_exists",
+                format!("a user with this {field} already exists"),
+            )
+            .with_details(json!({ "field": field })),
+            E::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "auth_invalid_credentials",
+                "invalid email, username or password",
+            ),
+            E::CurrentPasswordInvalid => Self::new(
+                StatusCode::BAD_REQUEST,
+                "current_password_invalid",
+                "the current password is not correct",
+            ),
+            E::Unauthorized(message) => Self::unauthorized(message),
+            E::UserInactive => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "user_inactive",
+                "the account is deactivated or deleted",
+            ),
+            E::RefreshTokenInvalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_invalid",
+                "the refresh token is missing, invalid or expired; sign in again",
+            ),
+            E::RefreshTokenReused => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "the refresh token was already used; the session has been ended; sign in again",
+            ),
+            E::CsrfFailed(message) => Self::new(StatusCode::FORBIDDEN, "csrf_failed", message),
+            E::Overloaded => {
+                let mut err = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "too many sign-ins in progress; retry shortly",
+                );
+                err.retry_after = Some(1);
+                err
+            }
+            E::NotFound => Self::new(StatusCode::NOT_FOUND, "not_found", "not found"),
+            E::Config(message) => {
+                tracing::error!(error = %message, "configuration error");
+                Self::internal()
+            }
+            E::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +208,7 @@ impl From<gatehouse_core::Error> for ApiError {
                     "service temporarily unavailable",
                 )
             }
-            gatehouse_core::Error::Internal(cause) => {
+            E::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error");
                 Self::internal()
             }
@@ -175,9 +256,14 @@ impl From<PathRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -213,6 +299,67 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["code"], "internal_error");
         assert!(!body.to_string().contains("row 42"));
+    }
+
+    #[tokio::test]
+    async fn each_core_error_has_its_status_and_code() {
+        use gatehouse_core::Error as E;
+        let cases: Vec<(E, u16, &str)> = vec![
+            (E::invalid("email", "is required"), 422, "validation_failed"),
+            (
+                E::WeakPassword {
+                    reasons: vec!["length"],
+                },
+                422,
+                "weak_password",
+            ),
+            (
+                E::UserAlreadyExists { field: "email" },
+                409,
+                "user_already_exists",
+            ),
+            (E::InvalidCredentials, 401, "auth_invalid_credentials"),
+            (E::CurrentPasswordInvalid, 400, "current_password_invalid"),
+            (E::Unauthorized("x"), 401, "unauthorized"),
+            (E::UserInactive, 401, "user_inactive"),
+            (E::RefreshTokenInvalid, 401, "refresh_token_invalid"),
+            (E::RefreshTokenReused, 401, "refresh_token_reused"),
+            (E::CsrfFailed("x"), 403, "csrf_failed"),
+            (E::Overloaded, 503, "overloaded"),
+            (E::NotFound, 404, "not_found"),
+            (
+                E::Config("secret-config-detail".into()),
+                500,
+                "internal_error",
+            ),
+        ];
+        for (err, status, code) in cases {
+            let api = ApiError::from(err);
+            let response = api.into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            if status == 401 && code == "unauthorized" {
+                assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+            }
+            if code == "overloaded" {
+                assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            }
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["code"], code);
+            assert!(!body.to_string().contains("secret-config-detail"));
+        }
+    }
+
+    #[tokio::test]
+    async fn weak_passwords_list_their_reasons() {
+        let (_, body) = body_of(ApiError::from(gatehouse_core::Error::WeakPassword {
+            reasons: vec!["length", "pwned"],
+        }))
+        .await;
+        assert_eq!(body["details"]["reasons"], json!(["length", "pwned"]));
     }
 
     #[tokio::test]

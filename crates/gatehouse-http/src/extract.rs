@@ -59,3 +59,53 @@ where
         Ok(Self(value))
     }
 }
+
+/// The caller behind a verified bearer access token (see
+/// [`Gatehouse::authenticate`](gatehouse_core::Gatehouse::authenticate)). No token → 401
+/// `unauthorized` with `WWW-Authenticate: Bearer`.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub gatehouse_core::Principal);
+
+impl FromRequestParts<crate::AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or_else(ApiError::missing_bearer)?;
+        Ok(Self(state.gatehouse.authenticate(token).await?))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if there is one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Where the request came from: the peer address and the user agent.
+#[derive(Debug, Clone)]
+pub struct ClientMeta(pub gatehouse_core::RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(gatehouse_core::RequestMeta::new(ip, user_agent)))
+    }
+}

@@ -4,9 +4,11 @@
 //! Every route is registered through `utoipa_axum`'s `OpenApiRouter`, so a route cannot
 //! exist undocumented; the rendered document is committed as `docs/openapi.json`.
 
+mod auth;
 mod docs;
 pub mod error;
 pub mod extract;
+mod keys;
 pub mod middleware;
 mod ops;
 
@@ -20,6 +22,7 @@ use axum::{Extension, Router};
 use gatehouse_core::Gatehouse;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -32,6 +35,11 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long `/ready` waits for the database.
     pub ready_timeout: Duration,
+    /// Drop `Secure` from cookies (local plain-http development only).
+    pub insecure_cookies: bool,
+    /// Origins the cookie routes accept in an `Origin` header: the public URL's and the
+    /// CORS allowlist.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +47,8 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             ready_timeout: Duration::from_secs(2),
+            insecure_cookies: false,
+            allowed_origins: vec!["http://localhost:8080".to_owned()],
         }
     }
 }
@@ -62,14 +72,55 @@ pub struct AppState {
     ),
     tags(
         (name = "operations", description = "Health, readiness and this document"),
-    )
+        (name = "auth", description = "The app API: accounts and sessions. Cookie routes (signin, refresh, \
+            logout) need the X-CSRF-Token header from GET /auth/csrf."),
+        (name = "auth (aliases)", description = "The seeds' spellings of the app API routes"),
+        (name = "keys", description = "Public keys for verifying access tokens"),
+    ),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "sb_refresh_token",
+                "The HttpOnly refresh cookie set by sign-in (Path=/auth)",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The token of GET /auth/csrf, equal to the csrf_token cookie",
+            ))),
+        );
+    }
+}
 
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::routes())
         .merge(docs::routes())
+        .merge(auth::routes())
+        .merge(keys::routes())
 }
 
 /// The OpenAPI document of every route [`router`] serves.
@@ -98,6 +149,12 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(Extension(docs::render(&doc)))
         .layer(DefaultBodyLimit::max(max_body))
+        // Responses that carry tokens or user data must not be cached; the few that may
+        // (the JWKS, the docs) say so themselves.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)

@@ -5,11 +5,36 @@
 //! backends live in `migrations/{sqlite,postgres}` with the same versions and names, and
 //! are embedded in the binary.
 
+mod audit;
 mod database_url;
+mod keys;
+mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timestamp;
+mod users;
 
+pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
+pub use keys::SigningKeyRecord;
+pub use sessions::{NewRefreshToken, NewSession, RefreshTokenRecord, SessionRecord};
+pub use sqlx;
+pub use sqlx::types::Json;
+pub use timestamp::Timestamp;
+pub use users::{NewUser, ProfileUpdate, UserRecord};
+
+/// Runs `$body` with `$pool` bound to whichever pool the store holds: one SQL string,
+/// compiled against both drivers.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
 
 use std::str::FromStr;
 use std::time::Duration;

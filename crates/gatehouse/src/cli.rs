@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each owning its arguments and `run`.
 
 mod config_cmd;
+mod keys;
 mod migrate;
 mod serve;
 
@@ -27,6 +28,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// List and rotate the access-token signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 impl Command {
@@ -35,6 +39,7 @@ impl Command {
             Self::Serve => serve::run(config),
             Self::Migrate => migrate::run(config),
             Self::Config(cmd) => cmd.run(&config),
+            Self::Keys(cmd) => cmd.run(&config),
         }
     }
 }
@@ -51,6 +56,18 @@ async fn open_store(config: &Config) -> anyhow::Result<gatehouse_core::store::St
     gatehouse_core::store::Store::connect(&config.database_url, &config.db_connect_options())
         .await
         .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))
+}
+
+/// Opens and migrates the database, then starts the auth service over it (loading, or on
+/// first start generating, the signing keys).
+async fn start_gatehouse(config: &Config) -> anyhow::Result<gatehouse_core::Gatehouse> {
+    let store = open_store(config).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
+    let clock = std::sync::Arc::new(gatehouse_core::clock::SystemClock);
+    Ok(gatehouse_core::Gatehouse::start(store, clock, config.settings()).await?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use gatehouse_core::keys::JwtAlg;
+use gatehouse_core::password::{HashLimits, PasswordPolicy};
 use gatehouse_core::store::{ConnectOptions, DatabaseUrl};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -92,6 +94,36 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     key_encryption_key: Option<String>,
+    /// Tolerance for clock skew when checking a token's exp and nbf.
+    #[arg(
+        long,
+        env = "GATEHOUSE_JWT_LEEWAY",
+        global = true,
+        default_value = "5s"
+    )]
+    jwt_leeway: String,
+    /// Fewest characters in a password (8..=1024).
+    #[arg(
+        long,
+        env = "GATEHOUSE_PASSWORD_MIN_LENGTH",
+        global = true,
+        default_value = "8"
+    )]
+    password_min_length: String,
+    /// Require a digit and a symbol in passwords (false for the NIST profile).
+    #[arg(
+        long,
+        env = "GATEHOUSE_PASSWORD_REQUIRE_CLASSES",
+        global = true,
+        default_value = "true"
+    )]
+    password_require_classes: String,
+    /// Password hashes computed at once (default: the number of cores).
+    #[arg(long, env = "GATEHOUSE_HASH_CONCURRENCY", global = true)]
+    hash_concurrency: Option<String>,
+    /// Sign-ins allowed to wait for a hashing slot; beyond it, 503 at once (default: 32 per core).
+    #[arg(long, env = "GATEHOUSE_HASH_QUEUE", global = true)]
+    hash_queue: Option<String>,
     /// Access-token lifetime (e.g. 30m, 1h).
     #[arg(
         long,
@@ -194,26 +226,6 @@ pub struct ConfigArgs {
     supabase_jwt_secret: Option<String>,
 }
 
-/// Signing algorithm of access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwtAlg {
-    Es256,
-    Rs256,
-    EdDsa,
-    Hs256,
-}
-
-impl fmt::Display for JwtAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::EdDsa => "EdDSA",
-            Self::Hs256 => "HS256",
-        })
-    }
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -242,6 +254,9 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     pub key_encryption_key: Option<SecretString>,
     pub access_token_ttl: Duration,
+    pub jwt_leeway: Duration,
+    pub password_policy: PasswordPolicy,
+    pub hash_limits: HashLimits,
     pub refresh_reuse_interval: Duration,
     pub session_idle_timeout: Duration,
     pub session_max_lifetime: Duration,
@@ -442,19 +457,16 @@ impl Config {
         let trimmed = public_url.path().trim_end_matches('/').to_owned();
         public_url.set_path(&trimmed);
 
-        let jwt_alg = match args.jwt_alg.trim() {
-            "ES256" => JwtAlg::Es256,
-            "RS256" => JwtAlg::Rs256,
-            "EdDSA" => JwtAlg::EdDsa,
-            "HS256" => JwtAlg::Hs256,
-            other => {
-                return Err(err(
-                    "GATEHOUSE_JWT_ALG",
-                    "jwt-alg",
-                    format!("{other:?} is not supported; use ES256, RS256, EdDSA or HS256"),
-                ))
-            }
-        };
+        let jwt_alg: JwtAlg = args.jwt_alg.trim().parse().map_err(|()| {
+            err(
+                "GATEHOUSE_JWT_ALG",
+                "jwt-alg",
+                format!(
+                    "{:?} is not supported; use ES256, RS256, EdDSA or HS256",
+                    args.jwt_alg
+                ),
+            )
+        })?;
         let jwt_secret = secret(
             "GATEHOUSE_JWT_SECRET",
             "jwt-secret",
@@ -484,6 +496,44 @@ impl Config {
             Duration::from_secs(30),
             day,
         )?;
+        let jwt_leeway = duration(
+            "GATEHOUSE_JWT_LEEWAY",
+            "jwt-leeway",
+            &args.jwt_leeway,
+            Duration::ZERO,
+            5 * minute,
+        )?;
+        let password_policy = PasswordPolicy {
+            min_length: number(
+                "GATEHOUSE_PASSWORD_MIN_LENGTH",
+                "password-min-length",
+                &args.password_min_length,
+                8usize,
+                1024,
+            )?,
+            require_digit_and_symbol: boolean(
+                "GATEHOUSE_PASSWORD_REQUIRE_CLASSES",
+                "password-require-classes",
+                &args.password_require_classes,
+            )?,
+        };
+        let defaults = HashLimits::default();
+        let hash_limits = HashLimits {
+            concurrency: match &args.hash_concurrency {
+                Some(raw) => number(
+                    "GATEHOUSE_HASH_CONCURRENCY",
+                    "hash-concurrency",
+                    raw,
+                    1usize,
+                    256,
+                )?,
+                None => defaults.concurrency,
+            },
+            queue: match &args.hash_queue {
+                Some(raw) => number("GATEHOUSE_HASH_QUEUE", "hash-queue", raw, 0usize, 100_000)?,
+                None => defaults.queue,
+            },
+        };
         let refresh_reuse_interval = duration(
             "GATEHOUSE_REFRESH_REUSE_INTERVAL",
             "refresh-reuse-interval",
@@ -588,6 +638,9 @@ impl Config {
             jwt_secret,
             key_encryption_key,
             access_token_ttl,
+            jwt_leeway,
+            password_policy,
+            hash_limits,
             refresh_reuse_interval,
             session_idle_timeout,
             session_max_lifetime,
@@ -643,6 +696,36 @@ impl Config {
                 32,
             )?,
         }))
+    }
+
+    /// The settings of the rules of auth.
+    pub fn settings(&self) -> gatehouse_core::Settings {
+        gatehouse_core::Settings {
+            public_url: self.public_url.as_str().trim_end_matches('/').to_owned(),
+            jwt_alg: self.jwt_alg,
+            jwt_secret: self.jwt_secret.clone(),
+            key_encryption_key: self.key_encryption_key.clone(),
+            access_token_ttl: self.access_token_ttl,
+            jwt_leeway: self.jwt_leeway,
+            key_publish_ahead: Duration::from_secs(10 * 60),
+            refresh_reuse_interval: self.refresh_reuse_interval,
+            session_idle_timeout: self.session_idle_timeout,
+            session_max_lifetime: self.session_max_lifetime,
+            password_policy: self.password_policy.clone(),
+            hash_limits: self.hash_limits,
+        }
+    }
+
+    /// The settings of the HTTP layer.
+    pub fn http_config(&self) -> gatehouse_http::HttpConfig {
+        let mut allowed_origins = vec![self.public_url.origin().ascii_serialization()];
+        allowed_origins.extend(self.cors_origins.iter().cloned());
+        gatehouse_http::HttpConfig {
+            max_body_bytes: self.max_body_bytes,
+            insecure_cookies: self.insecure_cookies,
+            allowed_origins,
+            ..gatehouse_http::HttpConfig::default()
+        }
     }
 
     /// How the store connects.

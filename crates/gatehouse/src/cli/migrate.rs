@@ -3,7 +3,7 @@
 use crate::config::Config;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    crate::telemetry::init(&config);
+    crate::telemetry::init(&config, crate::telemetry::Output::Stderr);
     super::runtime()?.block_on(async {
         let store = super::open_store(&config).await?;
         store

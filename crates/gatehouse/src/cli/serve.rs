@@ -4,31 +4,22 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use gatehouse_core::clock::SystemClock;
-use gatehouse_core::Gatehouse;
-use gatehouse_http::{AppState, HttpConfig};
+use gatehouse_http::AppState;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    crate::telemetry::init(&config);
+    crate::telemetry::init(&config, crate::telemetry::Output::Stdout);
     super::runtime()?.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = super::open_store(&config).await?;
-    store
-        .migrate()
-        .await
-        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
-    let gatehouse = Gatehouse::new(store.clone(), Arc::new(SystemClock));
+    let gatehouse = super::start_gatehouse(&config).await?;
+    let store = gatehouse.store().clone();
     let state = AppState {
         gatehouse,
-        config: Arc::new(HttpConfig {
-            max_body_bytes: config.max_body_bytes,
-            ..HttpConfig::default()
-        }),
+        config: Arc::new(config.http_config()),
     };
     let listener = TcpListener::bind(config.addr)
         .await

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use gatehouse_core::clock::SystemClock;
+use gatehouse_core::clock::ManualClock;
 use gatehouse_core::store::testing::TestDatabase;
 use gatehouse_core::store::{Backend, ConnectOptions, Store};
-use gatehouse_core::Gatehouse;
+use gatehouse_core::{Gatehouse, Settings};
 use gatehouse_http::extract::Json;
 use gatehouse_http::{AppState, HttpConfig};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
+    /// The server's clock: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
     /// The service behind the router, for tests that arrange state directly.
     #[allow(dead_code)]
     pub gatehouse: Gatehouse,
@@ -85,6 +87,11 @@ fn test_routes() -> Router<AppState> {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Settings::default()).await
+    }
+
+    /// A server with these settings (the public URL is always the test server's).
+    pub async fn spawn_with(backend: Backend, mut settings: Settings) -> Self {
         let db = TestDatabase::create(backend).await;
         let store = Store::connect(
             db.url(),
@@ -96,17 +103,24 @@ impl TestApp {
         .await
         .unwrap();
         store.migrate().await.unwrap();
-        let gatehouse = Gatehouse::new(store, Arc::new(SystemClock));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        settings.public_url = base.clone();
+        #[allow(clippy::disallowed_methods)]
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let gatehouse = Gatehouse::start(store, clock.clone(), settings)
+            .await
+            .unwrap();
         let state = AppState {
             gatehouse: gatehouse.clone(),
             config: Arc::new(HttpConfig {
                 max_body_bytes: TEST_BODY_LIMIT,
                 ready_timeout: Duration::from_secs(2),
+                insecure_cookies: false,
+                allowed_origins: vec![base.clone(), "https://app.example.com".to_owned()],
             }),
         };
         let app = gatehouse_http::router_with(state, test_routes());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(gatehouse_http::serve(
             listener,
@@ -123,6 +137,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             db,
+            clock,
             gatehouse,
             shutdown: Some(tx),
             server: Some(server),
@@ -180,4 +195,148 @@ pub async fn assert_error(
         "exactly code, message, details: {body}"
     );
     body
+}
+
+/// A password that passes the default policy.
+pub const PASSWORD: &str = "quartz-Lantern-47";
+
+/// The tokens of a signed-in session.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// The `Set-Cookie` header that sets `name`, whole.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value `Set-Cookie` gives `name`.
+pub fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookie(response, name)
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .and_then(|pair| pair.split_once('=').map(|(_, v)| v.to_owned()))
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up `email` with [`PASSWORD`]; asserts the 201 and returns the user.
+    pub async fn signup(&self, email: &str, username: Option<&str>) -> serde_json::Value {
+        let mut body = serde_json::json!({"email": email, "password": PASSWORD});
+        if let Some(name) = username {
+            body["username"] = serde_json::json!(name);
+        }
+        let response = self.post_json("/auth/signup", body).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json::<serde_json::Value>().await.unwrap()["user"].clone()
+    }
+
+    /// A CSRF token from `GET /auth/csrf` (the cookie carries the same value).
+    pub async fn csrf(&self) -> String {
+        let response = self.get("/auth/csrf").await;
+        let cookie = cookie_value(&response, "csrf_token").expect("csrf cookie");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["csrfToken"], cookie.as_str());
+        cookie
+    }
+
+    /// A POST to a cookie route with a valid CSRF token, and `refresh` as the refresh cookie.
+    pub async fn cookie_post(
+        &self,
+        path: &str,
+        refresh: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut cookies = format!("csrf_token={csrf}");
+        if let Some(refresh) = refresh {
+            cookies.push_str(&format!("; sb_refresh_token={refresh}"));
+        }
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("x-csrf-token", &csrf)
+            .header("cookie", cookies);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `POST /auth/signin` by email, with CSRF.
+    pub async fn signin(&self, email: &str, password: &str) -> reqwest::Response {
+        self.cookie_post(
+            "/auth/signin",
+            None,
+            Some(serde_json::json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs in and returns the tokens; asserts the 200.
+    pub async fn signin_ok(&self, email: &str) -> Signed {
+        let response = self.signin(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        Self::signed(response).await
+    }
+
+    /// The tokens of a 200 from sign-in or refresh.
+    pub async fn signed(response: reqwest::Response) -> Signed {
+        let refresh = cookie_value(&response, "sb_refresh_token").expect("refresh cookie");
+        let body: serde_json::Value = response.json().await.unwrap();
+        Signed {
+            access: body["accessToken"].as_str().unwrap().to_owned(),
+            refresh,
+        }
+    }
+
+    /// `POST /auth/refresh` with `refresh` as the cookie.
+    pub async fn refresh(&self, refresh: &str) -> reqwest::Response {
+        self.cookie_post("/auth/refresh", Some(refresh), None).await
+    }
+
+    /// `GET /auth/me` with `access` as the bearer token.
+    pub async fn me(&self, access: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs one statement against the test database (for arranging state no API offers yet).
+    pub async fn sql(&self, sql: &str, id: &str) {
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        gatehouse_core::store::with_pool!(self.gatehouse.store(), pool => {
+            gatehouse_core::store::sqlx::query(sql).bind(id).execute(pool).await.unwrap();
+        });
+    }
+
+    /// The audit actions recorded so far, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let mut events = self
+            .gatehouse
+            .store()
+            .recent_audit_events(1000)
+            .await
+            .unwrap();
+        events.reverse();
+        events.into_iter().map(|e| e.action).collect()
+    }
 }

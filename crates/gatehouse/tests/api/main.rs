@@ -7,7 +7,10 @@
 
 #[macro_use]
 mod helpers;
+mod auth;
 mod errors;
 mod ops;
 mod process;
+mod sessions;
 mod shutdown;
+mod tokens;

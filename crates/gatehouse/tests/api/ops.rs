@@ -25,7 +25,12 @@ on_both_backends! {
         assert_eq!(served, serde_json::to_value(gatehouse_http::openapi()).unwrap());
         assert!(served["openapi"].as_str().unwrap().starts_with("3."));
         let paths: Vec<&String> = served["paths"].as_object().unwrap().keys().collect();
-        for expected in ["/health", "/ready", "/openapi.json"] {
+        for expected in [
+            "/health", "/ready", "/openapi.json",
+            "/auth/csrf", "/auth/signup", "/auth/signin", "/auth/refresh", "/auth/logout", "/auth/me", "/auth/password",
+            "/auth/register", "/auth/login", "/signup", "/login", "/me",
+            "/.well-known/jwks.json", "/auth/v1/.well-known/jwks.json", "/.well-known/openid-configuration",
+        ] {
             assert!(paths.iter().any(|p| *p == expected), "{expected} missing from {paths:?}");
         }
         for (path, item) in served["paths"].as_object().unwrap() {

@@ -365,10 +365,162 @@ async fn migrate_applies_the_migrations_on_both_backends_and_is_idempotent() {
                 String::from_utf8_lossy(&out.stderr)
             );
             let stdout = String::from_utf8(out.stdout).unwrap();
-            assert!(
-                stdout.contains("at migration 1 (1 applied)"),
-                "{backend}: {stdout}"
+            let embedded = gatehouse_core::store::Store::embedded_migrations(backend);
+            let expected = format!(
+                "at migration {} ({} applied)",
+                embedded.last().unwrap().0,
+                embedded.len()
             );
+            assert!(stdout.contains(&expected), "{backend}: {stdout}");
         }
     }
+}
+
+#[tokio::test]
+async fn no_password_token_or_cookie_reaches_the_logs_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            ("GATEHOUSE_LOG_FORMAT", "json"),
+            ("GATEHOUSE_LOG", "trace"),
+            ("GATEHOUSE_INSECURE_COOKIES", "true"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let password = "log-Canary-Password-93!";
+    let response = client
+        .post(server.url("/auth/signup"))
+        .json(&serde_json::json!({"email": "ada@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let csrf: serde_json::Value = client
+        .get(server.url("/auth/csrf"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = csrf["csrfToken"].as_str().unwrap().to_owned();
+    let signin = client
+        .post(server.url("/auth/signin"))
+        .header("x-csrf-token", &csrf)
+        .header("cookie", format!("csrf_token={csrf}"))
+        .json(&serde_json::json!({"email": "ada@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), 200);
+    let refresh = crate::helpers::cookie_value(&signin, "sb_refresh_token").unwrap();
+    let body: serde_json::Value = signin.json().await.unwrap();
+    let access = body["accessToken"].as_str().unwrap().to_owned();
+    let me = client
+        .get(server.url("/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let rotated = client
+        .post(server.url("/auth/refresh"))
+        .header("x-csrf-token", &csrf)
+        .header(
+            "cookie",
+            format!("csrf_token={csrf}; sb_refresh_token={refresh}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let wrong = client
+        .post(server.url("/auth/signin"))
+        .header("x-csrf-token", &csrf)
+        .header("cookie", format!("csrf_token={csrf}"))
+        .json(&serde_json::json!({"email": "ada@example.com", "password": "wrong-Canary-Password-1!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    server.terminate();
+    let logs = server.output().join("\n");
+    assert!(
+        logs.contains("\"path\":\"/auth/signin\""),
+        "the requests were logged"
+    );
+    let access_signature = access.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("password", password),
+        ("wrong password", "wrong-Canary-Password-1!"),
+        ("access token", access_signature),
+        ("refresh token", refresh.as_str()),
+        ("csrf token", csrf.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the {what} was logged");
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_and_list_round_trip_through_the_cli() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", db.url().expose())];
+    let list = |extra: &[&str]| {
+        let mut args = vec!["keys", "list", "--json"];
+        args.extend_from_slice(extra);
+        let out = gatehouse(dir.path(), &args, &env).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = list(&[]);
+    assert_eq!(
+        first.as_array().unwrap().len(),
+        1,
+        "the first start generates one key"
+    );
+    assert_eq!(first[0]["state"], "active");
+    assert_eq!(first[0]["alg"], "ES256");
+    assert!(
+        !first.to_string().contains("private"),
+        "no private part is listed"
+    );
+    let out = gatehouse(dir.path(), &["keys", "rotate"], &env)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signs from"));
+    let after = list(&[]);
+    let states: Vec<&str> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["active", "next"]);
+    let out = gatehouse(dir.path(), &["keys", "rotate", "--now"], &env)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let states: Vec<String> = list(&[])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "active").count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "expired").count(),
+        2,
+        "{states:?}"
+    );
 }

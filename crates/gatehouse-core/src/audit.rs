@@ -1,0 +1,49 @@
+//! Recording what happened: who, to whom, from where, and what changed. Never a secret.
+
+use gatehouse_store::{AuditRecord, Json};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{Error, Gatehouse};
+
+/// Where a request came from, as the HTTP layer saw it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    /// Bounds what is stored of a user agent.
+    pub fn new(ip: Option<String>, user_agent: Option<&str>) -> Self {
+        let user_agent =
+            user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect());
+        Self { ip, user_agent }
+    }
+}
+
+impl Gatehouse {
+    /// Appends an audit event.
+    pub(crate) async fn audit(
+        &self,
+        action: &str,
+        actor: Option<Uuid>,
+        target: Option<Uuid>,
+        meta: &RequestMeta,
+        details: Value,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let event = AuditRecord {
+            id: crate::new_id(now),
+            created_at: now.into(),
+            action: action.to_owned(),
+            actor_id: actor,
+            target_id: target,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            details: Json(details),
+        };
+        self.store.insert_audit_event(&event).await?;
+        Ok(())
+    }
+}

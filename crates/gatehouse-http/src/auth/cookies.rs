@@ -1,0 +1,101 @@
+//! The cookies of the app API and the checks of the cookie routes: the refresh cookie
+//! (`sb_refresh_token`, HttpOnly, SameSite=Lax, Path=/auth), the CSRF cookie (`csrf_token`,
+//! readable by scripts, SameSite=Strict), the signed double-submit check and the Origin
+//! check.
+
+use std::time::Duration;
+
+use axum::http::header::{COOKIE, ORIGIN, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use cookie::{Cookie, SameSite};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "sb_refresh_token";
+/// The CSRF cookie.
+pub const CSRF_COOKIE: &str = "csrf_token";
+/// The header that must repeat the CSRF cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of the cookie called `name`, if the request sent one.
+pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| Cookie::parse_encoded(pair.trim().to_owned()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+fn set(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
+    if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+        headers.append(SET_COOKIE, value);
+    }
+}
+
+fn max_age(d: Duration) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Sets the refresh cookie.
+pub fn set_refresh(headers: &mut HeaderMap, state: &AppState, token: &SecretString, ttl: Duration) {
+    let cookie = Cookie::build((REFRESH_COOKIE, token.expose_secret().to_owned()))
+        .path("/auth")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(!state.config.insecure_cookies)
+        .max_age(max_age(ttl))
+        .build();
+    set(headers, &cookie);
+}
+
+/// Expires the refresh cookie.
+pub fn clear_refresh(headers: &mut HeaderMap, state: &AppState) {
+    let cookie = Cookie::build((REFRESH_COOKIE, ""))
+        .path("/auth")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(!state.config.insecure_cookies)
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    set(headers, &cookie);
+}
+
+/// Sets the CSRF cookie: not HttpOnly (the page's script may read it), Strict.
+pub fn set_csrf(headers: &mut HeaderMap, state: &AppState, token: &str) {
+    let cookie = Cookie::build((CSRF_COOKIE, token.to_owned()))
+        .path("/")
+        .same_site(SameSite::Strict)
+        .secure(!state.config.insecure_cookies)
+        .build();
+    set(headers, &cookie);
+}
+
+/// The checks every cookie route (sign-in, refresh, logout) makes before anything else:
+/// an `Origin`, when sent, must be ours or an allowed one; `X-CSRF-Token` must equal the
+/// `csrf_token` cookie and carry our signature.
+pub fn check_cookie_route(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        if !state
+            .config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        {
+            return Err(gatehouse_core::Error::CsrfFailed(
+                "requests from this Origin are not allowed",
+            )
+            .into());
+        }
+    }
+    let header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    let cookie = read(headers, CSRF_COOKIE);
+    state.gatehouse.check_csrf(header, cookie.as_deref())?;
+    Ok(())
+}

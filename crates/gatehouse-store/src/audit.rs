@@ -1,0 +1,50 @@
+//! The audit trail: append-only events with actor, target, IP, user agent and details.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{with_pool, Store, StoreError, Timestamp};
+
+/// An audit event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    pub action: String,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Json<Value>,
+}
+
+impl Store {
+    /// Appends an event.
+    pub async fn insert_audit_event(&self, event: &AuditRecord) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO audit_log (id, created_at, action, actor_id, target_id, ip, user_agent, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        with_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(event.id)
+                .bind(event.created_at)
+                .bind(&event.action)
+                .bind(event.actor_id)
+                .bind(event.target_id)
+                .bind(&event.ip)
+                .bind(&event.user_agent)
+                .bind(&event.details)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest `limit` events, newest first.
+    pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        const SQL: &str =
+            "SELECT id, created_at, action, actor_id, target_id, ip, user_agent, details \
+             FROM audit_log ORDER BY created_at DESC, id DESC LIMIT $1";
+        Ok(with_pool!(self, pool => sqlx::query_as(SQL).bind(limit).fetch_all(pool).await?))
+    }
+}

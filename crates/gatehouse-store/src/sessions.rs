@@ -1,0 +1,225 @@
+//! Sessions and the refresh tokens that rotate underneath them. Tokens are stored only as
+//! SHA-256 hashes; rotation is a compare-and-set so two concurrent refreshes with the same
+//! token produce one successor.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{with_pool, Store, StoreError, Timestamp};
+
+/// A session row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub aal: String,
+    pub amr: Json<Value>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: Timestamp,
+    pub refreshed_at: Timestamp,
+    pub not_after: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A refresh token row with the state of its session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshTokenRecord {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub successor_sealed: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new session and its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub amr: Value,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: Timestamp,
+    pub not_after: Timestamp,
+}
+
+/// A refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub token_hash: [u8; 32],
+    pub parent_id: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+const INSERT_TOKEN: &str =
+    "INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+const SELECT_SESSION: &str =
+    "SELECT id, user_id, aal, amr, user_agent, ip, created_at, refreshed_at, \
+     not_after, revoked_at, revoked_reason FROM sessions";
+const SELECT_TOKEN: &str =
+    "SELECT id, session_id, parent_id, successor_sealed, created_at, rotated_at, \
+     revoked_at FROM refresh_tokens";
+
+impl Store {
+    /// Writes a session and its first refresh token in one transaction.
+    pub async fn create_session(
+        &self,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        const INSERT_SESSION: &str =
+            "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
+             refreshed_at, not_after) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT_SESSION)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(Json(&session.amr))
+                .bind(&session.user_agent)
+                .bind(&session.ip)
+                .bind(session.created_at)
+                .bind(session.not_after)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_TOKEN)
+                .bind(token.id)
+                .bind(token.session_id)
+                .bind(&token.token_hash[..])
+                .bind(token.parent_id)
+                .bind(token.created_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The session with this id.
+    pub async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("{SELECT_SESSION} WHERE id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn list_user_sessions(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!("{SELECT_SESSION} WHERE user_id = $1 ORDER BY created_at DESC");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await?))
+    }
+
+    /// The refresh token with this hash.
+    pub async fn find_refresh_token(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let sql = format!("{SELECT_TOKEN} WHERE token_hash = $1");
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(&token_hash[..]).fetch_optional(pool).await?),
+        )
+    }
+
+    /// The refresh token with this id.
+    pub async fn get_refresh_token(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let sql = format!("{SELECT_TOKEN} WHERE id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// Replaces `old` by `new` if `old` is still current: inserts `new`, marks `old` rotated
+    /// with the sealed successor, and notes activity on the session, all in one
+    /// transaction. Returns `false`, changing nothing, when another request rotated or
+    /// revoked `old` first.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_id: Uuid,
+        new: &NewRefreshToken,
+        successor_sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        const MARK_ROTATED: &str =
+            "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
+             WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
+        const TOUCH_SESSION: &str = "UPDATE sessions SET refreshed_at = $2 WHERE id = $1";
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Write first: on SQLite this takes the write lock before anything is read.
+            sqlx::query(INSERT_TOKEN)
+                .bind(new.id)
+                .bind(new.session_id)
+                .bind(&new.token_hash[..])
+                .bind(new.parent_id)
+                .bind(new.created_at)
+                .execute(&mut *tx)
+                .await?;
+            let claimed = sqlx::query(MARK_ROTATED)
+                .bind(old_id)
+                .bind(new.created_at)
+                .bind(successor_sealed)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() == 1;
+            if claimed {
+                sqlx::query(TOUCH_SESSION).bind(new.session_id).bind(new.created_at).execute(&mut *tx).await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            claimed
+        }))
+    }
+
+    /// Ends a session and every refresh token of it. Returns whether it was live.
+    pub async fn revoke_session(
+        &self,
+        id: Uuid,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        const SESSION: &str = "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+             WHERE id = $1 AND revoked_at IS NULL";
+        const TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL";
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let live = sqlx::query(SESSION).bind(id).bind(at).bind(reason).execute(&mut *tx).await?.rows_affected() == 1;
+            sqlx::query(TOKENS).bind(id).bind(at).execute(&mut *tx).await?;
+            tx.commit().await?;
+            live
+        }))
+    }
+
+    /// Ends every live session of a user except `keep`. Returns how many ended.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        // A nil UUID never names a session, so "keep nothing" needs no second query.
+        let keep = keep.unwrap_or(Uuid::nil());
+        const TOKENS: &str =
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE revoked_at IS NULL AND session_id IN \
+             (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL)";
+        const SESSIONS: &str = "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+             WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(TOKENS).bind(user_id).bind(keep).bind(at).execute(&mut *tx).await?;
+            let ended = sqlx::query(SESSIONS).bind(user_id).bind(keep).bind(at).bind(reason).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            ended
+        }))
+    }
+}

@@ -1,0 +1,167 @@
+//! Users and their profiles.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{with_pool, Store, StoreError, Timestamp};
+
+/// A user row joined with its profile.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+    pub is_anonymous: bool,
+    pub app_metadata: Json<Value>,
+    pub user_metadata: Json<Value>,
+    pub email_confirmed_at: Option<Timestamp>,
+    pub phone_confirmed_at: Option<Timestamp>,
+    pub last_sign_in_at: Option<Timestamp>,
+    pub banned_until: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// What sign-up writes: the user row and its profile row.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub role: String,
+    pub app_metadata: Value,
+    pub user_metadata: Value,
+    pub email_confirmed_at: Option<Timestamp>,
+    pub display_name: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A profile and metadata update; every field is the new full value.
+#[derive(Debug, Clone)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub user_metadata: Value,
+    pub updated_at: Timestamp,
+}
+
+const SELECT_USER: &str = "SELECT u.id, u.email, u.username, u.phone, u.password_hash, u.role, \
+     u.is_active, u.is_anonymous, u.app_metadata, u.user_metadata, u.email_confirmed_at, \
+     u.phone_confirmed_at, u.last_sign_in_at, u.banned_until, u.deleted_at, u.created_at, \
+     u.updated_at, p.display_name, p.avatar_url \
+     FROM users u LEFT JOIN profiles p ON p.user_id = u.id";
+
+impl Store {
+    /// Writes a user and its profile in one transaction. A taken email or username is a
+    /// [`StoreError::Constraint`] naming `users_email_key` or `users_username_key`.
+    pub async fn create_user(&self, user: &NewUser) -> Result<(), StoreError> {
+        const INSERT_USER: &str = "INSERT INTO users (id, email, username, password_hash, role, \
+             app_metadata, user_metadata, email_confirmed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+        const INSERT_PROFILE: &str =
+            "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3)";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT_USER)
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(&user.role)
+                .bind(Json(&user.app_metadata))
+                .bind(Json(&user.user_metadata))
+                .bind(user.email_confirmed_at)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_PROFILE)
+                .bind(user.id)
+                .bind(&user.display_name)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The user with this id, deleted or not.
+    pub async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!("{SELECT_USER} WHERE u.id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// The live (not deleted) user with this email, compared case-insensitively.
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let sql =
+            format!("{SELECT_USER} WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(email).fetch_optional(pool).await?))
+    }
+
+    /// The live user with this username, compared case-insensitively.
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let sql =
+            format!("{SELECT_USER} WHERE lower(u.username) = lower($1) AND u.deleted_at IS NULL");
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await?),
+        )
+    }
+
+    /// Replaces the password hash (a new password, or a re-hash to current parameters).
+    pub async fn update_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+        with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(hash).bind(at).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Notes a successful sign-in.
+    pub async fn record_sign_in(&self, id: Uuid, at: Timestamp) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE users SET last_sign_in_at = $2 WHERE id = $1";
+        with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(at).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Writes a user's profile and metadata in one transaction.
+    pub async fn update_profile(&self, id: Uuid, update: &ProfileUpdate) -> Result<(), StoreError> {
+        const PROFILE: &str =
+            "UPDATE profiles SET display_name = $2, avatar_url = $3, updated_at = $4 \
+             WHERE user_id = $1";
+        const METADATA: &str = "UPDATE users SET user_metadata = $2, updated_at = $3 WHERE id = $1";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(PROFILE)
+                .bind(id)
+                .bind(&update.display_name)
+                .bind(&update.avatar_url)
+                .bind(update.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(METADATA)
+                .bind(id)
+                .bind(Json(&update.user_metadata))
+                .bind(update.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
