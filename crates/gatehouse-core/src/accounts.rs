@@ -41,7 +41,7 @@ pub struct ProfileChange {
 }
 
 impl Gatehouse {
-    fn check_password(
+    pub(crate) fn check_password(
         &self,
         password: &SecretString,
         email: Option<&str>,

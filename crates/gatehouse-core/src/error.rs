@@ -43,6 +43,18 @@ pub enum Error {
     /// The password-hashing queue is full; the caller should retry shortly.
     #[error("too many password operations in progress")]
     Overloaded,
+    /// A query parameter (filter, cursor, limit) is malformed: a 400, unlike a body field.
+    #[error("{message}")]
+    InvalidQuery { message: String, details: Value },
+    /// The caller is authenticated but not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The request conflicts with a rule (`cannot_modify_self`, `last_admin`).
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
     /// Nothing with that id.
     #[error("not found")]
     NotFound,
@@ -64,6 +76,17 @@ impl Error {
         Self::Validation {
             message: format!("{field}: {reason}"),
             details: serde_json::json!({ "field": field, "reason": reason }),
+        }
+    }
+}
+
+impl Error {
+    /// A malformed query parameter.
+    pub fn invalid_query(param: &'static str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::InvalidQuery {
+            message: format!("{param}: {reason}"),
+            details: serde_json::json!({ "param": param, "reason": reason }),
         }
     }
 }

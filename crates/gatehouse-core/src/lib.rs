@@ -5,6 +5,7 @@
 //! password hasher.
 
 mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod crypto;
@@ -116,12 +117,19 @@ impl std::fmt::Debug for Gatehouse {
     }
 }
 
-/// A time-ordered id (UUIDv7) from our clock, so ids sort like creation times.
+/// A time-ordered id (UUIDv7) from our clock, so ids sort like creation times, and
+/// strictly increasing within this process (a counter breaks ties within a millisecond),
+/// so rows written in one instant keep the order they were written in.
 pub(crate) fn new_id(now: OffsetDateTime) -> Uuid {
+    static CONTEXT: std::sync::Mutex<uuid::ContextV7> =
+        std::sync::Mutex::new(uuid::ContextV7::new());
     let nanos = now.unix_timestamp_nanos();
     let secs = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or_default();
     let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or_default();
-    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, subsec))
+    let context = CONTEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Uuid::new_v7(uuid::Timestamp::from_unix(&*context, secs, subsec))
 }
 
 impl Gatehouse {

@@ -195,6 +195,11 @@ impl From<gatehouse_core::Error> for ApiError {
                 err.retry_after = Some(1);
                 err
             }
+            E::InvalidQuery { message, details } => {
+                Self::validation(StatusCode::BAD_REQUEST, message).with_details(details)
+            }
+            E::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            E::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
             E::NotFound => Self::new(StatusCode::NOT_FOUND, "not_found", "not found"),
             E::Config(message) => {
                 tracing::error!(error = %message, "configuration error");

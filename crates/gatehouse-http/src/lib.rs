@@ -4,6 +4,7 @@
 //! Every route is registered through `utoipa_axum`'s `OpenApiRouter`, so a route cannot
 //! exist undocumented; the rendered document is committed as `docs/openapi.json`.
 
+mod admin;
 mod auth;
 mod docs;
 pub mod error;
@@ -76,6 +77,7 @@ pub struct AppState {
             logout) need the X-CSRF-Token header from GET /auth/csrf."),
         (name = "auth (aliases)", description = "The seeds' spellings of the app API routes"),
         (name = "keys", description = "Public keys for verifying access tokens"),
+        (name = "admin", description = "User management and the audit trail (role admin)"),
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -121,6 +123,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(docs::routes())
         .merge(auth::routes())
         .merge(keys::routes())
+        .merge(admin::routes())
 }
 
 /// The OpenAPI document of every route [`router`] serves.

@@ -5,15 +5,21 @@
 //! backends live in `migrations/{sqlite,postgres}` with the same versions and names, and
 //! are embedded in the binary.
 
+mod admin;
 mod audit;
 mod database_url;
 mod keys;
+mod query;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
 mod users;
 
+pub use admin::{
+    user_sort_key, AuditQuery, ChangeOutcome, SortKey, UserChange, UserFilter, UserPageQuery,
+    UserSort,
+};
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
 pub use keys::SigningKeyRecord;

@@ -54,7 +54,8 @@ pub struct ProfileUpdate {
     pub updated_at: Timestamp,
 }
 
-const SELECT_USER: &str = "SELECT u.id, u.email, u.username, u.phone, u.password_hash, u.role, \
+pub(crate) const SELECT_USER: &str =
+    "SELECT u.id, u.email, u.username, u.phone, u.password_hash, u.role, \
      u.is_active, u.is_anonymous, u.app_metadata, u.user_metadata, u.email_confirmed_at, \
      u.phone_confirmed_at, u.last_sign_in_at, u.banned_until, u.deleted_at, u.created_at, \
      u.updated_at, p.display_name, p.avatar_url \

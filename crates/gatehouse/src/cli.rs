@@ -4,6 +4,7 @@ mod config_cmd;
 mod keys;
 mod migrate;
 mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Manage users (this is how the first admin is made).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// List and rotate the access-token signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -40,6 +44,7 @@ impl Command {
             Self::Migrate => migrate::run(config),
             Self::Config(cmd) => cmd.run(&config),
             Self::Keys(cmd) => cmd.run(&config),
+            Self::User(cmd) => cmd.run(&config),
         }
     }
 }

@@ -31,7 +31,7 @@ CREATE UNIQUE INDEX users_username_key ON users (lower(username)) WHERE deleted_
 CREATE UNIQUE INDEX users_phone_key ON users (phone) WHERE deleted_at IS NULL;
 -- Keyset pagination of the admin list: (created_at, id) and (lower(email), id).
 CREATE INDEX users_created_at_id_idx ON users (created_at, id);
-CREATE INDEX users_email_id_idx ON users (lower(email), id);
+CREATE INDEX users_email_id_idx ON users (coalesce(lower(email), ''), id);
 CREATE INDEX users_role_created_at_idx ON users (role, created_at, id);
 
 CREATE TABLE profiles (

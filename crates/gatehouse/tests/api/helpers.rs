@@ -340,3 +340,44 @@ impl TestApp {
         events.into_iter().map(|e| e.action).collect()
     }
 }
+
+impl TestApp {
+    /// Creates an account with `role` as an operator would (CLI), with [`PASSWORD`].
+    pub async fn create_account(&self, email: &str, role: &str) -> uuid::Uuid {
+        let input = gatehouse_core::admin::NewAccount {
+            email: email.to_owned(),
+            username: None,
+            password: Some(secrecy::SecretString::from(PASSWORD)),
+            role: role.to_owned(),
+            display_name: None,
+            user_metadata: None,
+            app_metadata: None,
+            email_confirmed: true,
+        };
+        let meta = gatehouse_core::RequestMeta::default();
+        let (user, _) = self
+            .gatehouse
+            .create_account(gatehouse_core::admin::Actor::Operator, input, &meta)
+            .await
+            .unwrap();
+        user.id
+    }
+
+    /// An admin account, signed in.
+    pub async fn admin(&self, email: &str) -> (uuid::Uuid, Signed) {
+        let id = self.create_account(email, "admin").await;
+        (id, self.signin_ok(email).await)
+    }
+
+    /// A request with `token` as the bearer.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+}

@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod helpers;
+mod admin;
 mod auth;
 mod errors;
 mod ops;

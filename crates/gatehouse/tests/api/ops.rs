@@ -30,6 +30,7 @@ on_both_backends! {
             "/auth/csrf", "/auth/signup", "/auth/signin", "/auth/refresh", "/auth/logout", "/auth/me", "/auth/password",
             "/auth/register", "/auth/login", "/signup", "/login", "/me",
             "/.well-known/jwks.json", "/auth/v1/.well-known/jwks.json", "/.well-known/openid-configuration",
+            "/users", "/users/{id}", "/users/{id}/role", "/users/{id}/sessions", "/audit",
         ] {
             assert!(paths.iter().any(|p| *p == expected), "{expected} missing from {paths:?}");
         }

@@ -524,3 +524,158 @@ async fn keys_rotate_and_list_round_trip_through_the_cli() {
         "{states:?}"
     );
 }
+
+#[tokio::test]
+async fn the_first_admin_is_made_with_the_cli_and_can_use_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("GATEHOUSE_INSECURE_COOKIES", "true"),
+    ];
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = gatehouse(dir.path(), args, &env);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("quartz-Lantern-47\n"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("with role admin") && !stdout.contains("quartz"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["user", "create", "--email", "ada@example.com"], None);
+    assert_eq!(code, Some(0));
+    let generated = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once, store it now): "))
+        .unwrap()
+        .to_owned();
+    let (code, _, stderr) = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "weak@example.com",
+            "--password-stdin",
+        ],
+        Some("password\n"),
+    );
+    assert_eq!(code, Some(1), "a weak password is refused");
+    assert!(stderr.contains("too weak"), "{stderr}");
+
+    let mut server = Server::start(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let signin = |email: &'static str, password: String| {
+        let client = client.clone();
+        let base = server.url("");
+        async move {
+            let csrf: serde_json::Value = client
+                .get(format!("{base}/auth/csrf"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let csrf = csrf["csrfToken"].as_str().unwrap().to_owned();
+            let response = client
+                .post(format!("{base}/auth/signin"))
+                .header("x-csrf-token", &csrf)
+                .header("cookie", format!("csrf_token={csrf}"))
+                .json(&serde_json::json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{email}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            body["accessToken"].as_str().unwrap().to_owned()
+        }
+    };
+    let root = signin("root@example.com", "quartz-Lantern-47".into()).await;
+    let ada = signin("ada@example.com", generated).await;
+    let users: serde_json::Value = client
+        .get(server.url("/users?count=true"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["total"], 2);
+    assert_eq!(
+        client
+            .get(server.url("/users"))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    let (code, stdout, _) = run(&["user", "set-role", "ada@example.com", "admin"], None);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("now has role admin"));
+    assert_eq!(
+        client
+            .get(server.url("/users"))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "promotion takes effect at once"
+    );
+    let (code, stdout, _) = run(&["user", "list", "--role", "admin", "--json"], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout.lines().count(), 2);
+    let (code, _, _) = run(&["user", "set-role", "root@example.com", "user"], None);
+    assert_eq!(code, Some(0), "another admin remains");
+    let (code, _, stderr) = run(&["user", "delete", "ada@example.com"], None);
+    assert_eq!(code, Some(1), "the last admin cannot be deleted");
+    assert!(stderr.contains("no active admin"), "{stderr}");
+    let (code, _, _) = run(&["user", "delete", "root@example.com", "--hard"], None);
+    assert_eq!(code, Some(0));
+    let (_, stdout, _) = run(&["user", "list"], None);
+    assert!(
+        !stdout.contains("root@example.com") && stdout.contains("ada@example.com"),
+        "{stdout}"
+    );
+    assert_eq!(
+        client
+            .get(server.url("/auth/me"))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    server.terminate();
+}
