@@ -9,3 +9,4 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 cargo nextest run --workspace --locked --no-fail-fast
 scripts/check-openapi.sh
+compat/run.sh

@@ -146,6 +146,17 @@ impl Gatehouse {
             return Err(Error::UserInactive);
         }
         let now = self.now();
+        if user.banned_until.is_some_and(|b| b.get() > now) {
+            self.audit(
+                "user.signin_failed",
+                Some(user.id),
+                Some(user.id),
+                meta,
+                json!({ "by": method, "reason": "banned" }),
+            )
+            .await?;
+            return Err(Error::UserBanned);
+        }
         if verification.needs_rehash {
             let hash = self.inner.hasher.hash(&input.password).await?;
             self.store

@@ -30,13 +30,15 @@ pub const DEFAULT_PAGE: i64 = 20;
 pub enum Actor {
     Admin(Uuid),
     Operator,
+    /// The service-role API key (Supabase's admin API).
+    ServiceKey,
 }
 
 impl Actor {
-    fn id(self) -> Option<Uuid> {
+    pub(crate) fn id(self) -> Option<Uuid> {
         match self {
             Self::Admin(id) => Some(id),
-            Self::Operator => None,
+            Self::Operator | Self::ServiceKey => None,
         }
     }
 
@@ -44,6 +46,7 @@ impl Actor {
         match self {
             Self::Admin(_) => "api",
             Self::Operator => "cli",
+            Self::ServiceKey => "service_role",
         }
     }
 }
@@ -151,7 +154,7 @@ fn is_active_admin(user: &UserRecord) -> bool {
     user.role == "admin" && user.is_active && user.deleted_at.is_none()
 }
 
-fn changes(before: &UserRecord, after: &UserRecord) -> Value {
+pub(crate) fn changes(before: &UserRecord, after: &UserRecord) -> Value {
     let view = |u: &UserRecord| {
         json!({
             "role": u.role, "isActive": u.is_active, "email": u.email, "username": u.username,

@@ -27,6 +27,12 @@ pub enum Error {
     /// No usable access token: missing, malformed, forged, expired, or its session ended.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    /// The access token is fine but its session has ended (logged out, revoked, expired).
+    #[error("the session has ended")]
+    SessionEnded,
+    /// The account is banned until a time (Supabase's `ban_duration`).
+    #[error("the account is banned")]
+    UserBanned,
     /// The account is deactivated or deleted.
     #[error("the account is inactive")]
     UserInactive,

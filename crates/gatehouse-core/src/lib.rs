@@ -14,6 +14,7 @@ mod error;
 pub mod keys;
 pub mod password;
 mod sessions;
+pub mod supabase;
 pub mod tokens;
 pub mod validate;
 
@@ -99,6 +100,7 @@ struct Inner {
     tokens: TokenService,
     hasher: Hasher,
     csrf: Csrf,
+    api_keys: supabase::ApiKeys,
 }
 
 /// The auth service: everything gatehouse decides, over one store and one clock.
@@ -161,6 +163,7 @@ impl Gatehouse {
             leeway: settings.jwt_leeway,
         };
         let hasher = Hasher::new(settings.hash_limits)?;
+        let api_keys = supabase::ApiKeys::load(store.clone(), settings.issuer(), now).await?;
         Ok(Self {
             store,
             clock,
@@ -170,6 +173,7 @@ impl Gatehouse {
                 tokens,
                 hasher,
                 csrf: Csrf::new(csrf_key),
+                api_keys,
             }),
         })
     }

@@ -66,7 +66,7 @@ fn std_duration(d: time::Duration) -> Duration {
 
 impl Gatehouse {
     /// The app-level role and provider, merged into the stored `app_metadata`.
-    pub(crate) fn app_metadata(user: &UserRecord) -> Value {
+    pub fn app_metadata(user: &UserRecord) -> Value {
         let mut meta = match &user.app_metadata.0 {
             Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
@@ -318,6 +318,9 @@ impl Gatehouse {
         if user.deleted_at.is_some() || !user.is_active {
             return Err(Error::UserInactive);
         }
+        if user.banned_until.is_some_and(|b| b.get() > now) {
+            return Err(Error::UserBanned);
+        }
         Ok(user)
     }
 
@@ -383,12 +386,15 @@ impl Gatehouse {
         if user.deleted_at.is_some() || !user.is_active {
             return Err(Error::UserInactive);
         }
+        if user.banned_until.is_some_and(|b| b.get() > now) {
+            return Err(Error::UserBanned);
+        }
         let session = self
             .store
             .get_session(claims.session_id)
             .await?
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none() && now < s.not_after.get())
-            .ok_or(Error::Unauthorized("the session has ended"))?;
+            .ok_or(Error::SessionEnded)?;
         Ok(Principal {
             claims,
             user,

@@ -170,6 +170,12 @@ impl From<gatehouse_core::Error> for ApiError {
                 "the current password is not correct",
             ),
             E::Unauthorized(message) => Self::unauthorized(message),
+            E::SessionEnded => Self::unauthorized("the session has ended"),
+            E::UserBanned => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "user_banned",
+                "the account is banned",
+            ),
             E::UserInactive => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "user_inactive",
@@ -327,6 +333,8 @@ mod tests {
             (E::CurrentPasswordInvalid, 400, "current_password_invalid"),
             (E::Unauthorized("x"), 401, "unauthorized"),
             (E::UserInactive, 401, "user_inactive"),
+            (E::SessionEnded, 401, "unauthorized"),
+            (E::UserBanned, 401, "user_banned"),
             (E::RefreshTokenInvalid, 401, "refresh_token_invalid"),
             (E::RefreshTokenReused, 401, "refresh_token_reused"),
             (E::CsrfFailed("x"), 403, "csrf_failed"),

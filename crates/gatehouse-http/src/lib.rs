@@ -9,6 +9,7 @@ mod auth;
 mod docs;
 pub mod error;
 pub mod extract;
+mod gotrue;
 mod keys;
 pub mod middleware;
 mod ops;
@@ -78,6 +79,8 @@ pub struct AppState {
         (name = "auth (aliases)", description = "The seeds' spellings of the app API routes"),
         (name = "keys", description = "Public keys for verifying access tokens"),
         (name = "admin", description = "User management and the audit trail (role admin)"),
+        (name = "supabase", description = "The Supabase Auth (GoTrue) wire API, for supabase-js and supabase-py. \
+            Errors are GoTrue's: {code, message} with X-Supabase-Api-Version: 2024-01-01, else {code, error_code, msg}."),
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -124,6 +127,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(keys::routes())
         .merge(admin::routes())
+        .merge(gotrue::routes())
 }
 
 /// The OpenAPI document of every route [`router`] serves.
@@ -159,6 +163,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             axum::http::HeaderValue::from_static("no-store"),
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(gotrue::negotiate))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

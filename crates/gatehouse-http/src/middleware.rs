@@ -71,8 +71,17 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Fallback for paths no route serves.
-pub async fn route_not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::route_not_found(&method, uri.path())
+pub async fn route_not_found(method: Method, uri: Uri) -> Response {
+    if uri.path().starts_with("/auth/v1/") {
+        let message = format!("no route for {method} {}", uri.path());
+        return crate::gotrue::GoTrueError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            message,
+        )
+        .into_response();
+    }
+    ApiError::route_not_found(&method, uri.path()).into_response()
 }
 
 /// Fallback for known paths called with a method they do not take.

@@ -59,6 +59,10 @@ pub fn user_sort_key(user: &UserRecord, sort: UserSort) -> SortKey {
 #[derive(Debug, Clone, Default)]
 pub struct UserChange {
     pub role: Option<String>,
+    pub password_hash: Option<String>,
+    pub user_metadata: Option<serde_json::Value>,
+    pub app_metadata: Option<serde_json::Value>,
+    pub banned_until: Option<Option<Timestamp>>,
     pub is_active: Option<bool>,
     pub email: Option<String>,
     pub username: Option<Option<String>>,
@@ -175,6 +179,18 @@ impl Store {
         })
     }
 
+    /// Live users, newest first, by page number (GoTrue's `page`/`per_page`).
+    pub async fn list_users_by_offset(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let sql = format!("{SELECT_USER} WHERE u.deleted_at IS NULL ORDER BY u.created_at DESC, u.id DESC LIMIT $1 OFFSET $2");
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(limit).bind(offset).fetch_all(pool).await?),
+        )
+    }
+
     /// How many live users match `filter`.
     pub async fn count_users(&self, filter: &UserFilter) -> Result<i64, StoreError> {
         let mut sql = Sql::new("SELECT count(*) FROM users u");
@@ -210,6 +226,30 @@ impl Store {
         }
         if let Some(active) = change.is_active {
             sets.push(format!("is_active = {}", sql.arg(Arg::Bool(active))));
+        }
+        if let Some(hash) = &change.password_hash {
+            sets.push(format!(
+                "password_hash = {}",
+                sql.arg(Arg::Text(hash.clone()))
+            ));
+        }
+        if let Some(meta) = &change.user_metadata {
+            sets.push(format!(
+                "user_metadata = {}",
+                sql.arg(Arg::Json(meta.clone()))
+            ));
+        }
+        if let Some(meta) = &change.app_metadata {
+            sets.push(format!(
+                "app_metadata = {}",
+                sql.arg(Arg::Json(meta.clone()))
+            ));
+        }
+        if let Some(banned) = change.banned_until {
+            sets.push(format!(
+                "banned_until = {}",
+                sql.arg(banned.map_or(Arg::NoTime, Arg::Time))
+            ));
         }
         if let Some(email) = &change.email {
             sets.push(format!("email = {}", sql.arg(Arg::Text(email.clone()))));

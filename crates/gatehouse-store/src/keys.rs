@@ -62,6 +62,19 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the deployment-wide secret called `name` (a rotation).
+    pub async fn replace_instance_secret(
+        &self,
+        name: &str,
+        secret: &[u8],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO instance_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at";
+        with_pool!(self, pool => sqlx::query(SQL).bind(name).bind(secret).bind(at).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
     /// The deployment-wide secret called `name`, created from `candidate` if there is none
     /// yet. Instances racing to create it all end up with the one that was stored first.
     pub async fn instance_secret(

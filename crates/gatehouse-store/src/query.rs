@@ -13,6 +13,7 @@ pub(crate) enum Arg {
     Time(Timestamp),
     Id(Uuid),
     Int(i64),
+    Json(serde_json::Value),
     NoTime,
     NoText,
 }
@@ -54,6 +55,7 @@ macro_rules! bind_args {
                 $crate::query::Arg::Time(v) => query.bind(*v),
                 $crate::query::Arg::Id(v) => query.bind(*v),
                 $crate::query::Arg::Int(v) => query.bind(*v),
+                $crate::query::Arg::Json(v) => query.bind(sqlx::types::Json(v.clone())),
                 $crate::query::Arg::NoTime => query.bind(Option::<$crate::Timestamp>::None),
                 $crate::query::Arg::NoText => query.bind(Option::<String>::None),
             };

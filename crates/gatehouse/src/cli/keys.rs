@@ -21,6 +21,17 @@ pub enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
+    /// Print an anon key and a service-role key for Supabase clients (`supabaseKey`).
+    /// Keys stay valid until the API-key secret is rotated.
+    ApiKeys {
+        /// Print `{"anon_key": ..., "service_role_key": ...}`.
+        #[arg(long)]
+        json: bool,
+        /// Replace the API-key secret first: every key issued before stops working (on
+        /// every instance within 30 seconds).
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 impl KeysCommand {
@@ -55,6 +66,21 @@ impl KeysCommand {
                                     .unwrap_or_else(|| "-".into()),
                             );
                         }
+                    }
+                }
+                Self::ApiKeys { json, rotate } => {
+                    use gatehouse_core::supabase::ApiRole;
+                    if rotate {
+                        gatehouse.rotate_api_keys().await?;
+                        gatehouse.reload_api_keys().await?;
+                    }
+                    let anon = gatehouse.issue_api_key(ApiRole::Anon)?;
+                    let service = gatehouse.issue_api_key(ApiRole::ServiceRole)?;
+                    if json {
+                        println!("{}", serde_json::json!({ "anon_key": anon, "service_role_key": service }));
+                    } else {
+                        println!("anon key (public, for browsers):\n{anon}\n");
+                        println!("service-role key (secret, server-side only; opens the admin API):\n{service}");
                     }
                 }
                 Self::Rotate { now: immediate } => {

@@ -14,4 +14,5 @@ mod ops;
 mod process;
 mod sessions;
 mod shutdown;
+mod supabase;
 mod tokens;

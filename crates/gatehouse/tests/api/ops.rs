@@ -31,6 +31,8 @@ on_both_backends! {
             "/auth/register", "/auth/login", "/signup", "/login", "/me",
             "/.well-known/jwks.json", "/auth/v1/.well-known/jwks.json", "/.well-known/openid-configuration",
             "/users", "/users/{id}", "/users/{id}/role", "/users/{id}/sessions", "/audit",
+            "/auth/v1/signup", "/auth/v1/token", "/auth/v1/user", "/auth/v1/logout", "/auth/v1/settings",
+            "/auth/v1/health", "/auth/v1/admin/users", "/auth/v1/admin/users/{id}",
         ] {
             assert!(paths.iter().any(|p| *p == expected), "{expected} missing from {paths:?}");
         }

@@ -1,0 +1,345 @@
+//! The Supabase Auth (GoTrue) wire API under `/auth/v1`, so supabase-js and supabase-py run
+//! unchanged against gatehouse: the same users, sessions and rules as the app API, in
+//! GoTrue's field names, statuses and error format.
+//!
+//! Errors: handlers answer a [`GoTrueError`]; [`negotiate`] renders it in the format the
+//! request asked for (`X-Supabase-Api-Version: 2024-01-01` → `{code, message}` and the
+//! header echoed; without it, the older `{code: <status>, error_code, msg}`).
+
+mod admin;
+pub(crate) mod dto;
+mod user;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::supabase::ApiRole;
+use gatehouse_core::{Error, Principal};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::extract::bearer_token;
+use crate::AppState;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(user::signup))
+        .routes(routes!(user::token))
+        .routes(routes!(user::get_user, user::update_user))
+        .routes(routes!(user::logout))
+        .routes(routes!(user::settings))
+        .routes(routes!(user::health))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
+}
+
+static API_VERSION: HeaderName = HeaderName::from_static("x-supabase-api-version");
+static ERROR_CODE: HeaderName = HeaderName::from_static("x-sb-error-code");
+
+/// An error in GoTrue's terms.
+#[derive(Debug, Clone)]
+pub struct GoTrueError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub weak_reasons: Option<Vec<&'static str>>,
+    /// Also carry OAuth's `error`/`error_description` (the `/token` endpoint).
+    pub oauth: bool,
+}
+
+impl GoTrueError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            weak_reasons: None,
+            oauth: false,
+        }
+    }
+
+    fn body(&self, current: bool) -> Value {
+        let mut body = if current {
+            json!({ "code": self.code, "message": self.message })
+        } else {
+            json!({ "code": self.status.as_u16(), "error_code": self.code, "msg": self.message })
+        };
+        if let Some(reasons) = &self.weak_reasons {
+            body["weak_password"] = json!({ "reasons": reasons });
+        }
+        if self.oauth {
+            body["error"] = json!(self.code);
+            body["error_description"] = json!(self.message);
+        }
+        body
+    }
+
+    /// In the context of `POST /token`, where account problems are 400s.
+    pub fn at_token(err: Error) -> Self {
+        let mut mapped: Self = match err {
+            Error::UserBanned | Error::UserInactive => {
+                Self::new(StatusCode::BAD_REQUEST, "user_banned", "User is banned")
+            }
+            Error::SessionEnded => Self::new(
+                StatusCode::BAD_REQUEST,
+                "session_not_found",
+                "Session not found",
+            ),
+            other => other.into(),
+        };
+        mapped.oauth = true;
+        mapped
+    }
+
+    /// In the context of the admin API, where a taken email is `email_exists`.
+    pub fn at_admin(err: Error) -> Self {
+        match err {
+            Error::UserAlreadyExists { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "email_exists",
+                "A user with this email address has already been registered",
+            ),
+            other => other.into(),
+        }
+    }
+}
+
+impl From<Error> for GoTrueError {
+    fn from(err: Error) -> Self {
+        use StatusCode as S;
+        match err {
+            Error::Validation { message, .. } | Error::InvalidQuery { message, .. } => {
+                Self::new(S::BAD_REQUEST, "validation_failed", message)
+            }
+            Error::WeakPassword { reasons } => Self {
+                weak_reasons: Some(reasons),
+                ..Self::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "weak_password",
+                    "Password is too weak or too common",
+                )
+            },
+            Error::UserAlreadyExists { .. } => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "user_already_exists",
+                "User already registered",
+            ),
+            Error::InvalidCredentials => Self::new(
+                S::BAD_REQUEST,
+                "invalid_credentials",
+                "Invalid login credentials",
+            ),
+            Error::CurrentPasswordInvalid => Self::new(
+                S::BAD_REQUEST,
+                "current_password_mismatch",
+                "Current password required when setting new password.",
+            ),
+            Error::Unauthorized(_) => Self::new(
+                S::FORBIDDEN,
+                "bad_jwt",
+                "invalid JWT: unable to parse or verify signature",
+            ),
+            Error::SessionEnded => Self::new(
+                S::FORBIDDEN,
+                "session_not_found",
+                "Session from session_id claim in JWT does not exist",
+            ),
+            Error::UserInactive => Self::new(
+                S::FORBIDDEN,
+                "user_not_found",
+                "User from sub claim in JWT does not exist",
+            ),
+            Error::UserBanned => Self::new(S::FORBIDDEN, "user_banned", "User is banned"),
+            Error::RefreshTokenInvalid => Self::new(
+                S::BAD_REQUEST,
+                "refresh_token_not_found",
+                "Invalid Refresh Token: Refresh Token Not Found",
+            ),
+            Error::RefreshTokenReused => Self::new(
+                S::BAD_REQUEST,
+                "refresh_token_already_used",
+                "Invalid Refresh Token: Already Used",
+            ),
+            Error::CsrfFailed(message) => Self::new(S::FORBIDDEN, "csrf_failed", message),
+            Error::Overloaded => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Too many requests in progress; retry",
+            ),
+            Error::Forbidden(_) => Self::new(S::FORBIDDEN, "not_admin", "User not allowed"),
+            Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
+            Error::NotFound => Self::new(S::NOT_FOUND, "user_not_found", "User not found"),
+            Error::Config(message) => {
+                tracing::error!(error = %message, "configuration error");
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "unexpected_failure",
+                    "Unexpected failure",
+                )
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unexpected_failure",
+                    "Service temporarily unavailable",
+                )
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "unexpected_failure",
+                    "Unexpected failure",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for GoTrueError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body(true))).into_response();
+        response
+            .headers_mut()
+            .insert(ERROR_CODE.clone(), HeaderValue::from_static(self.code));
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Renders errors in the format the request asked for, and echoes the API version.
+pub async fn negotiate(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/auth/v1/") {
+        return next.run(req).await;
+    }
+    let current = req
+        .headers()
+        .get(&API_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() >= "2024-01-01");
+    let mut response = next.run(req).await;
+    if current {
+        response
+            .headers_mut()
+            .insert(API_VERSION.clone(), HeaderValue::from_static("2024-01-01"));
+        return response;
+    }
+    match response.extensions().get::<GoTrueError>().cloned() {
+        Some(err) => {
+            let mut legacy = (err.status, axum::Json(err.body(false))).into_response();
+            legacy
+                .headers_mut()
+                .insert(ERROR_CODE.clone(), HeaderValue::from_static(err.code));
+            legacy
+        }
+        None => response,
+    }
+}
+
+/// A JSON body; bad JSON → 400 `bad_json`, too large → 413 `request_entity_too_large`.
+#[derive(Debug)]
+pub struct GJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GJson<T> {
+    type Rejection = GoTrueError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    GoTrueError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request_entity_too_large",
+                        "Request body too large",
+                    )
+                } else {
+                    GoTrueError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_json",
+                        "Could not read the request body",
+                    )
+                }
+            })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map(Self).map_err(|e| {
+            GoTrueError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("Could not parse request body as JSON: {e}"),
+            )
+        })
+    }
+}
+
+/// A signed-in user, by their access token.
+#[derive(Debug)]
+pub struct UserJwt(pub Principal);
+
+impl FromRequestParts<AppState> for UserJwt {
+    type Rejection = GoTrueError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or_else(|| {
+            GoTrueError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_authorization",
+                "This endpoint requires a valid Bearer token",
+            )
+        })?;
+        Ok(Self(state.gatehouse.authenticate(token).await?))
+    }
+}
+
+/// The service-role key: the only key of the Supabase admin API.
+#[derive(Debug)]
+pub struct ServiceRole;
+
+impl FromRequestParts<AppState> for ServiceRole {
+    type Rejection = GoTrueError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or_else(|| {
+            GoTrueError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_authorization",
+                "This endpoint requires a valid Bearer token",
+            )
+        })?;
+        match state.gatehouse.verify_api_key(token).await? {
+            Some(ApiRole::ServiceRole) => Ok(Self),
+            Some(ApiRole::Anon) => Err(GoTrueError::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "User not allowed",
+            )),
+            None => match state.gatehouse.authenticate(token).await {
+                Ok(_) => Err(GoTrueError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_admin",
+                    "User not allowed",
+                )),
+                Err(err) => Err(err.into()),
+            },
+        }
+    }
+}

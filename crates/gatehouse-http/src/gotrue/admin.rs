@@ -1,0 +1,257 @@
+//! The Supabase admin API (`supabase.auth.admin.*`), opened only by the service-role key.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::admin::{Actor, NewAccount};
+use gatehouse_core::supabase::AdminUpdate;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::dto::user_json;
+use super::{GJson, GoTrueError, ServiceRole};
+use crate::extract::ClientMeta;
+use crate::AppState;
+
+const DEFAULT_PER_PAGE: i64 = 50;
+const MAX_PER_PAGE: i64 = 1000;
+
+fn path_id(raw: &str) -> Result<Uuid, GoTrueError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| GoTrueError::new(StatusCode::NOT_FOUND, "user_not_found", "User not found"))
+}
+
+/// `?page=&per_page=` (empty means the default, as the clients send it).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// From 1; default 1.
+    pub page: Option<String>,
+    /// Default 50, at most 1000.
+    pub per_page: Option<String>,
+}
+
+fn number(
+    name: &'static str,
+    raw: Option<&str>,
+    default: i64,
+    max: i64,
+) -> Result<i64, GoTrueError> {
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                GoTrueError::new(
+                    StatusCode::BAD_REQUEST,
+                    "validation_failed",
+                    format!("Bad pagination parameter {name}"),
+                )
+            }),
+    }
+}
+
+/// List users, newest first (`admin.listUsers`), with `X-Total-Count` and a `Link`
+/// header in GoTrue's form: `page` first, `rel="next"` while there is a next page,
+/// `rel="last"` always.
+#[utoipa::path(
+    get, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, description = "{users, aud}", content_type = "application/json",
+            headers(("x-total-count" = i64, description = "All users"), ("link" = String, description = "</auth/v1/admin/users?page=2&per_page=50>; rel=\"next\", </auth/v1/admin/users?page=4&per_page=50>; rel=\"last\""))),
+        (status = 401, description = "no_authorization"), (status = 403, description = "not_admin, bad_jwt"),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    OriginalUri(uri): OriginalUri,
+    query: axum::extract::Query<PageParams>,
+) -> Result<Response, GoTrueError> {
+    let page = number("page", query.page.as_deref(), 1, i64::from(u32::MAX))?;
+    let per_page = number(
+        "per_page",
+        query.per_page.as_deref(),
+        DEFAULT_PER_PAGE,
+        MAX_PER_PAGE,
+    )?;
+    let (users, total) = state.gatehouse.list_users_by_page(page, per_page).await?;
+    let last = (total + per_page - 1) / per_page;
+    let path = uri.path();
+    let mut link = String::new();
+    if last > page {
+        link.push_str(&format!(
+            "<{path}?page={}&per_page={per_page}>; rel=\"next\", ",
+            page + 1
+        ));
+    }
+    link.push_str(&format!(
+        "<{path}?page={last}&per_page={per_page}>; rel=\"last\""
+    ));
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    if let Ok(value) = HeaderValue::from_str(&link) {
+        headers.insert(header::LINK, value);
+    }
+    let body =
+        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "aud": "authenticated" });
+    Ok((headers, axum::Json(body)).into_response())
+}
+
+/// `admin.createUser` and `admin.updateUserById`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"email": "grace@example.com", "password": "orbit-Meadow-93!", "email_confirm": true, "user_metadata": {"name": "Grace"}, "app_metadata": {"role": "admin"}}))]
+pub struct AdminUserBody {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub email_confirm: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub user_metadata: Option<Value>,
+    /// `role` here is gatehouse's RBAC role (`user` or `admin`).
+    #[schema(value_type = Option<Object>)]
+    pub app_metadata: Option<Value>,
+    /// A Go duration (`24h`) or `none`.
+    pub ban_duration: Option<String>,
+}
+
+/// Create a user (`admin.createUser`): 200 with the user. No password → a random one.
+/// The password policy applies; a taken email → 422 `email_exists`.
+#[utoipa::path(
+    post, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    responses(
+        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 400, description = "validation_failed"), (status = 401, description = "no_authorization"),
+        (status = 403, description = "not_admin"), (status = 422, description = "email_exists, weak_password"),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    ClientMeta(meta): ClientMeta,
+    GJson(body): GJson<AdminUserBody>,
+) -> Result<Response, GoTrueError> {
+    let Some(email) = body.email.filter(|e| !e.trim().is_empty()) else {
+        return Err(GoTrueError::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "An email address is required (phone users are not supported)",
+        ));
+    };
+    let role = body
+        .app_metadata
+        .as_ref()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        .unwrap_or("user")
+        .to_owned();
+    let input = NewAccount {
+        email,
+        username: None,
+        password: body.password.map(SecretString::from),
+        role,
+        display_name: None,
+        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
+        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
+        email_confirmed: body.email_confirm.unwrap_or(false),
+    };
+    let (mut user, _) = state
+        .gatehouse
+        .create_account(Actor::ServiceKey, input, &meta)
+        .await
+        .map_err(GoTrueError::at_admin)?;
+    if let Some(ban) = body.ban_duration {
+        let update = AdminUpdate {
+            ban_duration: Some(ban),
+            ..AdminUpdate::default()
+        };
+        user = state
+            .gatehouse
+            .admin_update(Actor::ServiceKey, user.id, update, &meta)
+            .await
+            .map_err(GoTrueError::at_admin)?;
+    }
+    Ok(axum::Json(user_json(&user)).into_response())
+}
+
+/// One user (`admin.getUserById`); unknown → 404 `user_not_found`.
+#[utoipa::path(
+    get, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "The user", content_type = "application/json"), (status = 404, description = "user_not_found"))
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, GoTrueError> {
+    let user = state.gatehouse.get_user(path_id(&id)?).await?;
+    Ok(axum::Json(user_json(&user)).into_response())
+}
+
+/// Update a user (`admin.updateUserById`): email, password (ends every session),
+/// `email_confirm`, metadata (merged; `app_metadata.role` sets the RBAC role under the same
+/// rules as the admin API), `ban_duration`.
+#[utoipa::path(
+    put, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"),
+        (status = 422, description = "email_exists, weak_password"),
+    )
+)]
+pub async fn update_user(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    ClientMeta(meta): ClientMeta,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    GJson(body): GJson<AdminUserBody>,
+) -> Result<Response, GoTrueError> {
+    let update = AdminUpdate {
+        email: body.email.filter(|e| !e.is_empty()),
+        password: body.password.map(SecretString::from),
+        email_confirm: body.email_confirm,
+        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
+        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
+        ban_duration: body.ban_duration,
+    };
+    let user = state
+        .gatehouse
+        .admin_update(Actor::ServiceKey, path_id(&id)?, update, &meta)
+        .await
+        .map_err(GoTrueError::at_admin)?;
+    Ok(axum::Json(user_json(&user)).into_response())
+}
+
+/// `admin.deleteUser(id, shouldSoftDelete)`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DeleteBody {
+    pub should_soft_delete: Option<bool>,
+}
+
+/// Delete a user (`admin.deleteUser`): hard by default, as in GoTrue; soft with
+/// `should_soft_delete` (sessions end, the email is freed). 200 `{}`.
+#[utoipa::path(
+    delete, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = DeleteBody,
+    params(("id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "{}", content_type = "application/json"), (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"))
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    ClientMeta(meta): ClientMeta,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    GJson(body): GJson<DeleteBody>,
+) -> Result<Response, GoTrueError> {
+    let hard = !body.should_soft_delete.unwrap_or(false);
+    state
+        .gatehouse
+        .delete_user(Actor::ServiceKey, path_id(&id)?, hard, &meta)
+        .await?;
+    Ok(axum::Json(json!({})).into_response())
+}

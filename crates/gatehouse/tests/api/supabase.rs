@@ -1,0 +1,104 @@
+//! The `/auth/v1` surface from Rust: API keys and their rotation, the error formats, and
+//! that both surfaces are one system (same users, roles and audit trail). The official
+//! clients run against a live server in `compat/`.
+
+use gatehouse_core::supabase::ApiRole;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, TestApp, PASSWORD};
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+on_both_backends! {
+    async fn api_keys_open_what_their_role_allows_until_rotated(app: TestApp) {
+        let anon = app.gatehouse.issue_api_key(ApiRole::Anon).unwrap();
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let list = |key: String| app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(key).header("x-supabase-api-version", "2024-01-01").send();
+        assert_eq!(list(service.clone()).await.unwrap().status(), 200);
+        let refused = list(anon.clone()).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        assert_eq!(json_of(refused).await["code"], "not_admin");
+        // An API key is not a user: the app API and /user refuse it.
+        assert_error(app.me(&service).await, 401, "unauthorized").await;
+        let user = app.client.get(app.url("/auth/v1/user")).bearer_auth(&anon).header("x-supabase-api-version", "2024-01-01").send().await.unwrap();
+        assert_eq!(user.status(), 403);
+        assert_eq!(json_of(user).await["code"], "bad_jwt");
+
+        app.gatehouse.rotate_api_keys().await.unwrap();
+        app.gatehouse.reload_api_keys().await.unwrap();
+        let stale = list(service).await.unwrap();
+        assert_eq!(stale.status(), 403, "a rotated-out service key opens nothing");
+        assert_eq!(json_of(stale).await["code"], "bad_jwt");
+        let fresh = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        assert_eq!(list(fresh).await.unwrap().status(), 200);
+    }
+
+    async fn errors_follow_the_requested_api_version(app: TestApp) {
+        let weak = json!({"email": "ada@example.com", "password": "short"});
+        let current = app.client.post(app.url("/auth/v1/signup")).header("x-supabase-api-version", "2024-01-01").json(&weak).send().await.unwrap();
+        assert_eq!(current.status(), 422);
+        assert_eq!(current.headers()["x-supabase-api-version"], "2024-01-01");
+        assert_eq!(current.headers()["x-sb-error-code"], "weak_password");
+        let body = json_of(current).await;
+        assert_eq!(body["code"], "weak_password");
+        assert!(body["message"].is_string());
+        assert!(body["weak_password"]["reasons"].as_array().unwrap().contains(&json!("length")));
+        let legacy = json_of(app.post_json("/auth/v1/signup", weak).await).await;
+        assert_eq!(legacy["code"], 422);
+        assert_eq!(legacy["error_code"], "weak_password");
+        assert!(legacy["msg"].is_string());
+        assert!(legacy["weak_password"]["reasons"].is_array());
+        let unknown = app.client.post(app.url("/auth/v1/token?grant_type=magic")).json(&json!({})).send().await.unwrap();
+        assert_eq!(unknown.status(), 400);
+        let body = json_of(unknown).await;
+        assert_eq!(body["error_code"], "invalid_credentials");
+        assert_eq!(body["error"], "invalid_credentials");
+        assert_eq!(body["error_description"], "unsupported_grant_type");
+        let missing = app.get("/auth/v1/nope").await;
+        assert_eq!(missing.status(), 404);
+        assert_eq!(json_of(missing).await["error_code"], "not_found");
+        let no_auth = app.get("/auth/v1/user").await;
+        assert_eq!(no_auth.status(), 401);
+        assert_eq!(json_of(no_auth).await["error_code"], "no_authorization");
+        for bad in ["garbage", "{\"refresh_token\": 5}"] {
+            let response = app.client.post(app.url("/auth/v1/token?grant_type=refresh_token"))
+                .header("content-type", "application/json").body(bad).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{bad}");
+            assert_eq!(json_of(response).await["error_code"], "bad_json");
+        }
+        let response = app.client.post(app.url("/auth/v1/token?grant_type=refresh_token")).json(&json!({"refresh_token": "x".repeat(5000)})).send().await.unwrap();
+        assert_eq!(response.status(), 400, "a bad refresh token is a 4xx, never a 5xx");
+        assert_eq!(json_of(response).await["error_code"], "refresh_token_not_found");
+    }
+
+    async fn both_surfaces_are_one_system(app: TestApp) {
+        // Signed up through /auth/v1, signed in through the app API, and back.
+        let signup = app.post_json("/auth/v1/signup", json!({"email": "ada@example.com", "password": PASSWORD, "data": {"n": 1}})).await;
+        assert_eq!(signup.status(), 200);
+        let session = json_of(signup).await;
+        assert!(session["refresh_token"].as_str().unwrap().len() >= 43);
+        let app_side = app.signin_ok("ada@example.com").await;
+        assert_eq!(json_of(app.me(&app_side.access).await).await["user"]["userMetadata"], json!({"n": 1}));
+        let user = app.client.get(app.url("/auth/v1/user")).bearer_auth(&app_side.access).send().await.unwrap();
+        assert_eq!(json_of(user).await["email"], "ada@example.com", "an app-API token works on /auth/v1");
+
+        // A role set through the Supabase admin API is the RBAC role, audited like any other.
+        let (_, admin) = app.admin("admin@example.com").await;
+        let id = session["user"]["id"].as_str().unwrap().to_owned();
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let updated = app.client.put(app.url(&format!("/auth/v1/admin/users/{id}"))).bearer_auth(&service)
+            .json(&json!({"app_metadata": {"role": "admin"}})).send().await.unwrap();
+        assert_eq!(json_of(updated).await["app_metadata"]["role"], "admin");
+        let viewed = json_of(app.authed(Method::GET, &format!("/users/{id}"), &admin.access).send().await.unwrap()).await;
+        assert_eq!(viewed["user"]["role"], "admin");
+        let audit = json_of(app.authed(Method::GET, &format!("/audit?user={id}&action=admin.user_role_changed"), &admin.access).send().await.unwrap()).await;
+        assert_eq!(audit["events"][0]["details"]["via"], "service_role");
+        assert_eq!(audit["events"][0]["details"]["after"]["role"], "admin");
+        let claims = app.client.post(app.url("/auth/v1/token?grant_type=password")).json(&json!({"email": "ada@example.com", "password": PASSWORD})).send().await.unwrap();
+        let token = json_of(claims).await["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(app.authed(Method::GET, "/users", &token).send().await.unwrap().status(), 200, "the promoted user is an admin on the app API");
+    }
+}
