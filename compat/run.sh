@@ -36,7 +36,9 @@ run_backend() {
   fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   export DATABASE_URL="$db_url" GATEHOUSE_ADDR="127.0.0.1:$port" GATEHOUSE_PUBLIC_URL="http://127.0.0.1:$port" \
-    GATEHOUSE_REFRESH_REUSE_INTERVAL=1s GATEHOUSE_LOG=warn
+    GATEHOUSE_REFRESH_REUSE_INTERVAL=1s GATEHOUSE_LOG=warn \
+    GATEHOUSE_RATE_LIMIT_SIGNUP_IP=1000/1m GATEHOUSE_RATE_LIMIT_SIGNIN_IP=1000/1m \
+    GATEHOUSE_RATE_LIMIT_SIGNIN_ACCOUNT_IP=100/1m GATEHOUSE_RATE_LIMIT_REFRESH_IP=1000/1m
   keys=$("$bin" keys api-keys --json)
   ANON_KEY=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["anon_key"])' <<<"$keys")
   SERVICE_ROLE_KEY=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["service_role_key"])' <<<"$keys")

@@ -215,3 +215,15 @@ test('public endpoints ignore a stale or forged bearer', async () => {
   });
   assert.equal(response.status, 200);
 });
+
+test('too many password changes are over_request_rate_limit with Retry-After', async () => {
+  const { supabase } = await signedUp();
+  let limited = null;
+  for (let i = 0; i < 8 && !limited; i++) {
+    const { error } = await supabase.auth.updateUser({ password: `orbit-Meadow-9${i}!x` });
+    if (error) limited = error;
+  }
+  assert.ok(limited instanceof AuthApiError, String(limited));
+  assert.equal(limited.status, 429);
+  assert.equal(limited.code, 'over_request_rate_limit');
+});

@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::audit::RequestMeta;
+use crate::ratelimit::Bucket;
 use crate::sessions::{Principal, SessionGrant};
 use crate::{new_id, validate, Error, Gatehouse};
 
@@ -60,6 +61,7 @@ impl Gatehouse {
 
     /// Creates a user and its profile in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
+        self.limit(Bucket::SignupIp, meta.ip.as_deref()).await?;
         let email = validate::email(&input.email)?;
         let username = input
             .username
@@ -106,6 +108,14 @@ impl Gatehouse {
     /// Checks a password and starts a session. A wrong password and an unknown user are
     /// the same error at the same cost; bcrypt or outdated hashes are upgraded.
     pub async fn sign_in(&self, input: SignIn, meta: &RequestMeta) -> Result<SessionGrant, Error> {
+        self.limit(Bucket::SigninIp, meta.ip.as_deref()).await?;
+        let who = match &input.identifier {
+            Identifier::Email(e) => format!("email:{}", e.trim().to_lowercase()),
+            Identifier::Username(u) => format!("username:{}", u.trim().to_lowercase()),
+        };
+        let account_source = meta.ip.as_deref().map(|ip| format!("{who}|{ip}"));
+        self.limit(Bucket::SigninAccountIp, account_source.as_deref())
+            .await?;
         let (user, method) = match &input.identifier {
             Identifier::Email(email) => {
                 (self.store.find_user_by_email(email.trim()).await?, "email")
@@ -221,6 +231,8 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> Result<u64, Error> {
         let user = &principal.user;
+        self.limit(Bucket::PasswordAccount, Some(&user.id.to_string()))
+            .await?;
         let verification = self
             .inner
             .hasher

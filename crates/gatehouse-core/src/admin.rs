@@ -311,6 +311,7 @@ impl Gatehouse {
         role: &str,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
+        self.limit_admin(actor).await?;
         if !ROLES.contains(&role) {
             return Err(Error::invalid("role", "must be user or admin"));
         }
@@ -346,6 +347,7 @@ impl Gatehouse {
         patch: UserPatch,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
+        self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
         let email = patch.email.as_deref().map(validate::email).transpose()?;
         let username = match patch.username {
@@ -387,6 +389,7 @@ impl Gatehouse {
         hard: bool,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
+        self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
         Self::refuse_self(actor, id, "admins cannot delete themselves")?;
         let now = self.now();
@@ -427,6 +430,7 @@ impl Gatehouse {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<u64, Error> {
+        self.limit_admin(actor).await?;
         self.get_user(id).await?;
         let ended = self
             .store
@@ -451,6 +455,7 @@ impl Gatehouse {
         input: NewAccount,
         meta: &RequestMeta,
     ) -> Result<(UserRecord, Option<SecretString>), Error> {
+        self.limit_admin(actor).await?;
         if !ROLES.contains(&input.role.as_str()) {
             return Err(Error::invalid("role", "must be user or admin"));
         }
@@ -570,5 +575,19 @@ impl Gatehouse {
     /// The exposed value of a generated password, for printing it once.
     pub fn reveal(password: &SecretString) -> &str {
         password.expose_secret()
+    }
+}
+
+impl Gatehouse {
+    /// Admin writes are rate-limited per admin (and for the service-role key as one);
+    /// operators at the CLI are not.
+    pub(crate) async fn limit_admin(&self, actor: Actor) -> Result<(), Error> {
+        let key = match actor {
+            Actor::Admin(id) => Some(id.to_string()),
+            Actor::ServiceKey => Some("service_role".to_owned()),
+            Actor::Operator => None,
+        };
+        self.limit(crate::ratelimit::Bucket::AdminWrite, key.as_deref())
+            .await
     }
 }

@@ -46,6 +46,9 @@ pub enum Error {
     /// The CSRF token or the Origin did not check out.
     #[error("CSRF check failed: {0}")]
     CsrfFailed(&'static str),
+    /// Too many requests for this bucket; retry after this many seconds.
+    #[error("rate limited; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// The password-hashing queue is full; the caller should retry shortly.
     #[error("too many password operations in progress")]
     Overloaded,

@@ -13,6 +13,7 @@ pub mod csrf;
 mod error;
 pub mod keys;
 pub mod password;
+pub mod ratelimit;
 mod sessions;
 pub mod supabase;
 pub mod tokens;
@@ -56,6 +57,7 @@ pub struct Settings {
     pub session_max_lifetime: Duration,
     pub password_policy: PasswordPolicy,
     pub hash_limits: HashLimits,
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -83,6 +85,7 @@ impl Default for Settings {
             session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             password_policy: PasswordPolicy::default(),
             hash_limits: HashLimits::default(),
+            rate_limits: ratelimit::RateLimits::default(),
         }
     }
 }
@@ -101,6 +104,7 @@ struct Inner {
     hasher: Hasher,
     csrf: Csrf,
     api_keys: supabase::ApiKeys,
+    limiter: ratelimit::Limiter,
 }
 
 /// The auth service: everything gatehouse decides, over one store and one clock.
@@ -164,6 +168,7 @@ impl Gatehouse {
         };
         let hasher = Hasher::new(settings.hash_limits)?;
         let api_keys = supabase::ApiKeys::load(store.clone(), settings.issuer(), now).await?;
+        let limiter = ratelimit::Limiter::new(settings.rate_limits.clone()).await?;
         Ok(Self {
             store,
             clock,
@@ -174,6 +179,7 @@ impl Gatehouse {
                 hasher,
                 csrf: Csrf::new(csrf_key),
                 api_keys,
+                limiter,
             }),
         })
     }
@@ -210,6 +216,23 @@ impl Gatehouse {
     /// The public keys, as a JWKS document.
     pub async fn jwks(&self) -> Result<serde_json::Value, Error> {
         Ok(self.inner.keys.keys().await?.jwks(self.now()))
+    }
+
+    /// Takes one request from a rate-limit bucket; nothing to limit without a key (an
+    /// operator at the CLI has no IP).
+    pub(crate) async fn limit(
+        &self,
+        bucket: ratelimit::Bucket,
+        key: Option<&str>,
+    ) -> Result<(), Error> {
+        match key {
+            Some(key) => {
+                let now_ms = i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000)
+                    .unwrap_or(i64::MAX);
+                self.inner.limiter.check(bucket, key, now_ms).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// A fresh CSRF token.

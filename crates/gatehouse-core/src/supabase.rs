@@ -342,6 +342,11 @@ impl Gatehouse {
         }
         let mut password_changed = false;
         if let Some(password) = &update.password {
+            self.limit(
+                crate::ratelimit::Bucket::PasswordAccount,
+                Some(&user.id.to_string()),
+            )
+            .await?;
             if let Some(current) = &update.current_password {
                 if !self
                     .inner
@@ -409,6 +414,7 @@ impl Gatehouse {
         update: AdminUpdate,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
+        self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
         if let Some(role) = update
             .app_metadata

@@ -192,6 +192,16 @@ impl From<gatehouse_core::Error> for ApiError {
                 "the refresh token was already used; the session has been ended; sign in again",
             ),
             E::CsrfFailed(message) => Self::new(StatusCode::FORBIDDEN, "csrf_failed", message),
+            E::RateLimited { retry_after } => {
+                let mut err = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; retry later",
+                )
+                .with_details(json!({ "retryAfter": retry_after }));
+                err.retry_after = Some(u32::try_from(retry_after).unwrap_or(u32::MAX));
+                err
+            }
             E::Overloaded => {
                 let mut err = Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -339,6 +349,7 @@ mod tests {
             (E::RefreshTokenReused, 401, "refresh_token_reused"),
             (E::CsrfFailed("x"), 403, "csrf_failed"),
             (E::Overloaded, 503, "overloaded"),
+            (E::RateLimited { retry_after: 7 }, 429, "rate_limited"),
             (E::NotFound, 404, "not_found"),
             (
                 E::Config("secret-config-detail".into()),

@@ -6,6 +6,57 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// Deepest nesting of arrays and objects accepted in a JSON body. serde_json alone stops
+/// at 128; no request of ours needs more than a few levels.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `bytes` nest arrays and objects deeper than `max` (strings are skipped, so
+/// brackets inside them do not count). Cheap: one pass, no allocation.
+pub fn json_too_deep(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `Content-Type: application/json` or `application/<something>+json`, any parameters.
+fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// A JSON body. Wrong content type → 415, bad syntax → 400, wrong shape → 422, over the
 /// limit → 413; all `validation_failed` (or `payload_too_large`) in our shape.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,7 +70,32 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !has_json_content_type(req.headers()) {
+            return Err(axum::extract::rejection::JsonRejection::from(
+                axum::extract::rejection::MissingJsonContentType::default(),
+            )
+            .into());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large()
+                } else {
+                    ApiError::validation(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "the body could not be read",
+                    )
+                }
+            })?;
+        if json_too_deep(&bytes, MAX_JSON_DEPTH) {
+            return Err(ApiError::validation(
+                axum::http::StatusCode::BAD_REQUEST,
+                "the JSON body is nested too deeply",
+            )
+            .with_details(serde_json::json!({ "maxDepth": MAX_JSON_DEPTH })));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
     }
 }
@@ -90,22 +166,125 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Where the request came from: the peer address and the user agent.
+/// Where the request came from: the client's IP and the user agent.
 #[derive(Debug, Clone)]
 pub struct ClientMeta(pub gatehouse_core::RequestMeta);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+impl FromRequestParts<crate::AppState> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string());
+            .map(|info| info.0.ip());
+        let ip = peer
+            .map(|peer| client_ip(peer, &parts.headers, &state.config.trusted_proxies).to_string());
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
         Ok(Self(gatehouse_core::RequestMeta::new(ip, user_agent)))
+    }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then
+/// `X-Forwarded-For` read from the right, skipping trusted proxies, up to the first address
+/// that is not one (the left of it is whatever the client wrote, so never trusted).
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_too_deep;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!json_too_deep(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(json_too_deep(br#"{"a": [1, {"b": [2]}]}"#, 3));
+        assert!(!json_too_deep(br#"{"a": "[[[[[[[[[[{{{{{{"}"#, 1));
+        assert!(
+            !json_too_deep(br#"{"a": "\"[[[[[["}"#, 1),
+            "escaped quotes do not end strings"
+        );
+        assert!(json_too_deep(&b"[".repeat(10_000), 32));
+    }
+
+    #[test]
+    fn the_client_ip_is_the_first_untrusted_hop_from_the_right() {
+        use super::client_ip;
+        let trusted: Vec<ipnet::IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.168.1.1/32".parse().unwrap(),
+        ];
+        let headers = |xff: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("x-forwarded-for", xff.parse().unwrap());
+            h
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // Not from a proxy: the header is ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &headers("1.1.1.1"), &trusted),
+            ip("203.0.113.9")
+        );
+        // From a proxy: the rightmost untrusted hop; a spoofed left part is ignored.
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.5"),
+                &headers("6.6.6.6, 198.51.100.7, 10.1.1.1"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("192.168.1.1"), &headers("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        // A proxy with no header, or garbage: the proxy itself.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &axum::http::HeaderMap::new(), &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &headers("nonsense"), &trusted),
+            ip("10.0.0.5")
+        );
+        // Nobody trusted: never read.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &headers("1.1.1.1"), &[]),
+            ip("10.0.0.5")
+        );
     }
 }

@@ -53,6 +53,8 @@ pub struct GoTrueError {
     pub weak_reasons: Option<Vec<&'static str>>,
     /// Also carry OAuth's `error`/`error_description` (the `/token` endpoint).
     pub oauth: bool,
+    /// `Retry-After` seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl GoTrueError {
@@ -63,6 +65,7 @@ impl GoTrueError {
             message: message.into(),
             weak_reasons: None,
             oauth: false,
+            retry_after: None,
         }
     }
 
@@ -169,6 +172,14 @@ impl From<Error> for GoTrueError {
                 "Invalid Refresh Token: Already Used",
             ),
             Error::CsrfFailed(message) => Self::new(S::FORBIDDEN, "csrf_failed", message),
+            Error::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    S::TOO_MANY_REQUESTS,
+                    "over_request_rate_limit",
+                    "Request rate limit reached",
+                )
+            },
             Error::Overloaded => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -211,6 +222,11 @@ impl IntoResponse for GoTrueError {
         response
             .headers_mut()
             .insert(ERROR_CODE.clone(), HeaderValue::from_static(self.code));
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -239,6 +255,11 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
             legacy
                 .headers_mut()
                 .insert(ERROR_CODE.clone(), HeaderValue::from_static(err.code));
+            if let Some(seconds) = err.retry_after {
+                legacy
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
             legacy
         }
         None => response,
@@ -275,6 +296,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GJson<T> {
         } else {
             &bytes[..]
         };
+        if crate::extract::json_too_deep(bytes, crate::extract::MAX_JSON_DEPTH) {
+            return Err(GoTrueError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "The JSON body is nested too deeply",
+            ));
+        }
         serde_json::from_slice(bytes).map(Self).map_err(|e| {
             GoTrueError::new(
                 StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ mod gotrue;
 mod keys;
 pub mod middleware;
 mod ops;
+pub mod security;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +43,14 @@ pub struct HttpConfig {
     /// Origins the cookie routes accept in an `Origin` header: the public URL's and the
     /// CORS allowlist.
     pub allowed_origins: Vec<String>,
+    /// Origins CORS admits, with credentials; empty means no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Send HSTS (the public URL is https).
+    pub hsts: bool,
+    /// Bounds on URL and header size, time and requests in flight.
+    pub limits: security::Limits,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +60,10 @@ impl Default for HttpConfig {
             ready_timeout: Duration::from_secs(2),
             insecure_cookies: false,
             allowed_origins: vec!["http://localhost:8080".to_owned()],
+            cors_origins: Vec::new(),
+            hsts: false,
+            limits: security::Limits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -149,7 +162,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (routes, mut doc) = api_routes().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let max_body = state.config.max_body_bytes;
-    routes
+    let limits = security::LimitState::new(state.config.limits.clone());
+    let hsts = state.config.hsts;
+    let cors = security::cors(&state.config.cors_origins);
+    let app = routes
         .merge(docs::swagger_ui())
         .merge(extra)
         .fallback(middleware::route_not_found)
@@ -164,7 +180,19 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(gotrue::negotiate))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            security::enforce_limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            hsts,
+            security::security_headers,
+        ));
+    let app = match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }
 
@@ -222,6 +250,21 @@ mod tests {
             committed == current,
             "docs/openapi.json is stale: run GATEHOUSE_BLESS=1 cargo nextest run -p gatehouse-http"
         );
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(
+                    seen.insert(id.clone()),
+                    "{method} {path} reuses operationId {id}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -199,6 +199,97 @@ pub struct ConfigArgs {
         default_value = "10s"
     )]
     shutdown_timeout: String,
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true)]
+    trusted_proxies: Option<String>,
+    /// Rate limits on the credential endpoints: true or false.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMITS",
+        global = true,
+        default_value = "true"
+    )]
+    rate_limits: String,
+    /// Sign-in attempts per client IP (N/period).
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_SIGNIN_IP",
+        global = true,
+        default_value = "30/1m"
+    )]
+    rate_limit_signin_ip: String,
+    /// Sign-in attempts at one account from one client IP.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_SIGNIN_ACCOUNT_IP",
+        global = true,
+        default_value = "10/1m"
+    )]
+    rate_limit_signin_account_ip: String,
+    /// Sign-ups per client IP.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_SIGNUP_IP",
+        global = true,
+        default_value = "30/1h"
+    )]
+    rate_limit_signup_ip: String,
+    /// Token refreshes per client IP.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_REFRESH_IP",
+        global = true,
+        default_value = "150/5m"
+    )]
+    rate_limit_refresh_ip: String,
+    /// Password changes per account.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_PASSWORD_ACCOUNT",
+        global = true,
+        default_value = "5/15m"
+    )]
+    rate_limit_password_account: String,
+    /// Admin writes per admin (and for the service-role key).
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_ADMIN_WRITE",
+        global = true,
+        default_value = "120/1m"
+    )]
+    rate_limit_admin_write: String,
+    /// Longest time a request may take.
+    #[arg(
+        long,
+        env = "GATEHOUSE_REQUEST_TIMEOUT",
+        global = true,
+        default_value = "30s"
+    )]
+    request_timeout: String,
+    /// Requests served at once; more are answered 503 at once.
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_CONCURRENT_REQUESTS",
+        global = true,
+        default_value = "1024"
+    )]
+    max_concurrent_requests: String,
+    /// Longest URL accepted, in bytes.
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_URL_BYTES",
+        global = true,
+        default_value = "8192"
+    )]
+    max_url_bytes: String,
+    /// Largest total of request headers accepted, in bytes.
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_HEADER_BYTES",
+        global = true,
+        default_value = "16384"
+    )]
+    max_header_bytes: String,
     /// Redis for rate-limit counters shared by several instances.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     redis_url: Option<String>,
@@ -268,6 +359,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub redis_url: Option<SecretString>,
     pub supabase: Option<SupabaseConfig>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: gatehouse_core::ratelimit::RateLimits,
+    pub limits: gatehouse_http::security::Limits,
 }
 
 /// An invalid setting: which variable, which flag, what is wrong.
@@ -628,6 +722,94 @@ impl Config {
             }
         };
         let supabase = Self::supabase(args)?;
+        let trusted_proxies = match &args.trusted_proxies {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|cidr| {
+                    cidr.parse::<ipnet::IpNet>()
+                        .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            err(
+                                "GATEHOUSE_TRUSTED_PROXIES",
+                                "trusted-proxies",
+                                format!("{cidr:?} is not an IP address or CIDR"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let rate = |variable: &'static str, flag: &'static str, raw: &str| {
+            raw.parse::<gatehouse_core::ratelimit::Rate>()
+                .map_err(|e| err(variable, flag, format!("{raw:?}: {e}")))
+        };
+        let rate_limits = gatehouse_core::ratelimit::RateLimits {
+            enabled: boolean("GATEHOUSE_RATE_LIMITS", "rate-limits", &args.rate_limits)?,
+            signin_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_SIGNIN_IP",
+                "rate-limit-signin-ip",
+                &args.rate_limit_signin_ip,
+            )?,
+            signin_account_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_SIGNIN_ACCOUNT_IP",
+                "rate-limit-signin-account-ip",
+                &args.rate_limit_signin_account_ip,
+            )?,
+            signup_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_SIGNUP_IP",
+                "rate-limit-signup-ip",
+                &args.rate_limit_signup_ip,
+            )?,
+            refresh_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_REFRESH_IP",
+                "rate-limit-refresh-ip",
+                &args.rate_limit_refresh_ip,
+            )?,
+            password_account: rate(
+                "GATEHOUSE_RATE_LIMIT_PASSWORD_ACCOUNT",
+                "rate-limit-password-account",
+                &args.rate_limit_password_account,
+            )?,
+            admin_write: rate(
+                "GATEHOUSE_RATE_LIMIT_ADMIN_WRITE",
+                "rate-limit-admin-write",
+                &args.rate_limit_admin_write,
+            )?,
+            redis_url: args.redis_url.clone(),
+            redis_prefix: "gatehouse".to_owned(),
+        };
+        let limits = gatehouse_http::security::Limits {
+            max_url_bytes: number(
+                "GATEHOUSE_MAX_URL_BYTES",
+                "max-url-bytes",
+                &args.max_url_bytes,
+                256usize,
+                1024 * 1024,
+            )?,
+            max_header_bytes: number(
+                "GATEHOUSE_MAX_HEADER_BYTES",
+                "max-header-bytes",
+                &args.max_header_bytes,
+                1024usize,
+                256 * 1024,
+            )?,
+            request_timeout: duration(
+                "GATEHOUSE_REQUEST_TIMEOUT",
+                "request-timeout",
+                &args.request_timeout,
+                Duration::from_secs(1),
+                10 * minute,
+            )?,
+            max_concurrent_requests: number(
+                "GATEHOUSE_MAX_CONCURRENT_REQUESTS",
+                "max-concurrent-requests",
+                &args.max_concurrent_requests,
+                1usize,
+                1_000_000,
+            )?,
+        };
         Ok(Self {
             addr,
             database_url,
@@ -652,6 +834,9 @@ impl Config {
             shutdown_timeout,
             redis_url,
             supabase,
+            trusted_proxies,
+            rate_limits,
+            limits,
         })
     }
 
@@ -713,6 +898,7 @@ impl Config {
             session_max_lifetime: self.session_max_lifetime,
             password_policy: self.password_policy.clone(),
             hash_limits: self.hash_limits,
+            rate_limits: self.rate_limits.clone(),
         }
     }
 
@@ -724,6 +910,10 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             insecure_cookies: self.insecure_cookies,
             allowed_origins,
+            cors_origins: self.cors_origins.clone(),
+            hsts: self.public_url.scheme() == "https",
+            limits: self.limits.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
             ..gatehouse_http::HttpConfig::default()
         }
     }
@@ -798,6 +988,58 @@ impl Config {
             ("GATEHOUSE_LOG", self.log_filter.clone()),
             ("GATEHOUSE_MAX_BODY_BYTES", self.max_body_bytes.to_string()),
             ("GATEHOUSE_SHUTDOWN_TIMEOUT", human(self.shutdown_timeout)),
+            (
+                "GATEHOUSE_TRUSTED_PROXIES",
+                self.trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMITS",
+                self.rate_limits.enabled.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_SIGNIN_IP",
+                self.rate_limits.signin_ip.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_SIGNIN_ACCOUNT_IP",
+                self.rate_limits.signin_account_ip.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_SIGNUP_IP",
+                self.rate_limits.signup_ip.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_REFRESH_IP",
+                self.rate_limits.refresh_ip.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_PASSWORD_ACCOUNT",
+                self.rate_limits.password_account.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_ADMIN_WRITE",
+                self.rate_limits.admin_write.to_string(),
+            ),
+            (
+                "GATEHOUSE_REQUEST_TIMEOUT",
+                human(self.limits.request_timeout),
+            ),
+            (
+                "GATEHOUSE_MAX_CONCURRENT_REQUESTS",
+                self.limits.max_concurrent_requests.to_string(),
+            ),
+            (
+                "GATEHOUSE_MAX_URL_BYTES",
+                self.limits.max_url_bytes.to_string(),
+            ),
+            (
+                "GATEHOUSE_MAX_HEADER_BYTES",
+                self.limits.max_header_bytes.to_string(),
+            ),
             (
                 "REDIS_URL",
                 self.redis_url.as_ref().map_or_else(
@@ -905,6 +1147,26 @@ mod tests {
                 &["--key-encryption-key", "too-short"],
                 "GATEHOUSE_KEY_ENCRYPTION_KEY",
             ),
+            (
+                &["--password-min-length", "6"],
+                "GATEHOUSE_PASSWORD_MIN_LENGTH",
+            ),
+            (
+                &["--password-require-classes", "sometimes"],
+                "GATEHOUSE_PASSWORD_REQUIRE_CLASSES",
+            ),
+            (&["--hash-concurrency", "0"], "GATEHOUSE_HASH_CONCURRENCY"),
+            (&["--jwt-leeway", "1h"], "GATEHOUSE_JWT_LEEWAY"),
+            (
+                &["--trusted-proxies", "10.0.0.0/33"],
+                "GATEHOUSE_TRUSTED_PROXIES",
+            ),
+            (
+                &["--rate-limit-signin-ip", "lots"],
+                "GATEHOUSE_RATE_LIMIT_SIGNIN_IP",
+            ),
+            (&["--rate-limits", "sometimes"], "GATEHOUSE_RATE_LIMITS"),
+            (&["--request-timeout", "0s"], "GATEHOUSE_REQUEST_TIMEOUT"),
         ];
         for (flags, variable) in cases {
             let error = parse(flags).expect_err(&format!("{flags:?} should be refused"));

@@ -30,7 +30,7 @@ pub struct SignupBody {
 /// Sign up (supabase-js `signUp`). Without a mailer gatehouse confirms at once, so a
 /// session comes back. A registered email → 422 `user_already_exists`.
 #[utoipa::path(
-    post, path = "/auth/v1/signup", tag = "supabase", request_body = SignupBody,
+    operation_id = "supabase_signup", post, path = "/auth/v1/signup", tag = "supabase", request_body = SignupBody,
     responses(
         (status = 200, description = "A session (auto-confirmed)", content_type = "application/json"),
         (status = 400, description = "validation_failed or bad_json"),
@@ -98,7 +98,7 @@ pub struct TokenBody {
 /// again within the reuse interval returns the same successor, later it revokes the
 /// session (400 `refresh_token_already_used`).
 #[utoipa::path(
-    post, path = "/auth/v1/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
+    operation_id = "supabase_token", post, path = "/auth/v1/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
     responses(
         (status = 200, description = "A session", content_type = "application/json"),
         (status = 400, description = "invalid_credentials, refresh_token_not_found, refresh_token_already_used, validation_failed, user_banned"),
@@ -163,7 +163,7 @@ pub async fn token(
 
 /// The signed-in user (supabase-js `getUser`), read from the database.
 #[utoipa::path(
-    get, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])),
+    operation_id = "supabase_get_user", get, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", content_type = "application/json"),
         (status = 401, description = "no_authorization"),
@@ -191,7 +191,7 @@ pub struct UpdateUserBody {
 /// no mailer there is nothing to confirm by), password (ends every other session),
 /// metadata.
 #[utoipa::path(
-    put, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
+    operation_id = "supabase_update_user", put, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
     responses(
         (status = 200, description = "The updated user", content_type = "application/json"),
         (status = 401, description = "no_authorization"), (status = 403, description = "bad_jwt"),
@@ -236,7 +236,7 @@ pub struct LogoutParams {
 /// Sign out (supabase-js `signOut`): `global` ends every session of the user, `local` this
 /// one, `others` all but this one. 204.
 #[utoipa::path(
-    post, path = "/auth/v1/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
+    operation_id = "supabase_logout", post, path = "/auth/v1/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
     responses(
         (status = 204, description = "Signed out"),
         (status = 400, description = "validation_failed: unknown scope"),
@@ -267,7 +267,7 @@ pub async fn logout(
 
 /// What this server supports (supabase-js reads it for the UI).
 #[utoipa::path(
-    get, path = "/auth/v1/settings", tag = "supabase",
+    operation_id = "supabase_settings", get, path = "/auth/v1/settings", tag = "supabase",
     responses((status = 200, description = "Settings", content_type = "application/json",
         example = json!({"external": {"email": true, "phone": false, "anonymous_users": false}, "disable_signup": false, "mailer_autoconfirm": true, "phone_autoconfirm": false, "sms_provider": "", "saml_enabled": false})))
 )]
@@ -314,7 +314,7 @@ pub async fn settings() -> axum::Json<Value> {
 
 /// GoTrue's health document.
 #[utoipa::path(
-    get, path = "/auth/v1/health", tag = "supabase",
+    operation_id = "supabase_health", get, path = "/auth/v1/health", tag = "supabase",
     responses((status = 200, description = "Up", content_type = "application/json",
         example = json!({"version": "gatehouse-0.1.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"})))
 )]

@@ -91,7 +91,16 @@ impl TestApp {
     }
 
     /// A server with these settings (the public URL is always the test server's).
-    pub async fn spawn_with(backend: Backend, mut settings: Settings) -> Self {
+    pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
+        Self::spawn_configured(backend, settings, |_| {}).await
+    }
+
+    /// A server with these settings and HTTP configuration.
+    pub async fn spawn_configured(
+        backend: Backend,
+        mut settings: Settings,
+        http: impl FnOnce(&mut HttpConfig),
+    ) -> Self {
         let db = TestDatabase::create(backend).await;
         let store = Store::connect(
             db.url(),
@@ -113,11 +122,16 @@ impl TestApp {
             .unwrap();
         let state = AppState {
             gatehouse: gatehouse.clone(),
-            config: Arc::new(HttpConfig {
-                max_body_bytes: TEST_BODY_LIMIT,
-                ready_timeout: Duration::from_secs(2),
-                insecure_cookies: false,
-                allowed_origins: vec![base.clone(), "https://app.example.com".to_owned()],
+            config: Arc::new({
+                let mut config = HttpConfig {
+                    max_body_bytes: TEST_BODY_LIMIT,
+                    ready_timeout: Duration::from_secs(2),
+                    insecure_cookies: false,
+                    allowed_origins: vec![base.clone(), "https://app.example.com".to_owned()],
+                    ..HttpConfig::default()
+                };
+                http(&mut config);
+                config
             }),
         };
         let app = gatehouse_http::router_with(state, test_routes());
