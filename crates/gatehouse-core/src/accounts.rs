@@ -1,5 +1,7 @@
 //! Accounts: sign-up, sign-in, the profile, and changing the password.
 
+use std::time::Duration;
+
 use gatehouse_store::{NewUser, ProfileUpdate, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -8,6 +10,33 @@ use crate::audit::RequestMeta;
 use crate::ratelimit::Bucket;
 use crate::sessions::{Principal, SessionGrant};
 use crate::{new_id, validate, Error, Gatehouse};
+
+/// How failed sign-ins are slowed and stopped.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    /// From this many failures of one identifier from one source, each further attempt
+    /// waits 1 s, then 2, 4, ... up to `max_delay`.
+    pub delay_after: i32,
+    pub max_delay: Duration,
+    /// At this many, the (identifier, source) pair is locked for `lock_for`.
+    pub lock_after: i32,
+    pub lock_for: Duration,
+    /// Consecutive failures of an account, from anywhere, at which it locks until an admin
+    /// unlocks it (NIST SP 800-63B: at most 100).
+    pub hard_cap: i32,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Self {
+            delay_after: 3,
+            max_delay: Duration::from_secs(60),
+            lock_after: 10,
+            lock_for: Duration::from_secs(15 * 60),
+            hard_cap: 100,
+        }
+    }
+}
 
 /// A sign-up request.
 #[derive(Debug)]
@@ -113,9 +142,11 @@ impl Gatehouse {
             Identifier::Email(e) => format!("email:{}", e.trim().to_lowercase()),
             Identifier::Username(u) => format!("username:{}", u.trim().to_lowercase()),
         };
+        let source = meta.ip.clone().unwrap_or_default();
         let account_source = meta.ip.as_deref().map(|ip| format!("{who}|{ip}"));
         self.limit(Bucket::SigninAccountIp, account_source.as_deref())
             .await?;
+        self.check_failures(&who, &source).await?;
         let (user, method) = match &input.identifier {
             Identifier::Email(email) => {
                 (self.store.find_user_by_email(email.trim()).await?, "email")
@@ -133,7 +164,9 @@ impl Gatehouse {
                 user.as_ref().and_then(|u| u.password_hash.as_deref()),
             )
             .await?;
+        let known = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verification.valid) else {
+            self.count_failure(&who, &source, known, meta).await?;
             self.audit(
                 "user.signin_failed",
                 None,
@@ -144,6 +177,17 @@ impl Gatehouse {
             .await?;
             return Err(Error::InvalidCredentials);
         };
+        if user.locked_at.is_some() {
+            self.audit(
+                "user.signin_failed",
+                Some(user.id),
+                Some(user.id),
+                meta,
+                json!({ "by": method, "reason": "locked" }),
+            )
+            .await?;
+            return Err(Error::AccountLocked);
+        }
         if !user.is_active {
             self.audit(
                 "user.signin_failed",
@@ -167,6 +211,10 @@ impl Gatehouse {
             .await?;
             return Err(Error::UserBanned);
         }
+        self.store.clear_sign_in_failures(&who, &source).await?;
+        if user.failed_sign_ins != 0 {
+            self.store.reset_user_failures(user.id, false).await?;
+        }
         if verification.needs_rehash {
             let hash = self.inner.hasher.hash(&input.password).await?;
             self.store
@@ -176,6 +224,7 @@ impl Gatehouse {
         self.store.record_sign_in(user.id, now.into()).await?;
         let mut user = user;
         user.last_sign_in_at = Some(now.into());
+        user.failed_sign_ins = 0;
         self.audit(
             "user.signin",
             Some(user.id),
@@ -185,6 +234,86 @@ impl Gatehouse {
         )
         .await?;
         self.start_session(user, "password", meta).await
+    }
+
+    /// Refuses an attempt that comes too soon after failures from the same source: a
+    /// delay that doubles with each failure past the third, and a lock of the pair past the
+    /// tenth. The same for unknown identifiers, so the answer says nothing of existence.
+    async fn check_failures(&self, who: &str, source: &str) -> Result<(), Error> {
+        let Some(failures) = self.store.get_sign_in_failures(who, source).await? else {
+            return Ok(());
+        };
+        let now = self.now();
+        let protection = &self.settings().protection;
+        // Rounded up: a client that waits what it is told is never refused again.
+        let wait = |until: time::OffsetDateTime| Error::RateLimited {
+            retry_after: u64::try_from(((until - now).whole_milliseconds() + 999) / 1000)
+                .unwrap_or(0)
+                .max(1),
+        };
+        if let Some(until) = failures
+            .locked_until
+            .map(gatehouse_store::Timestamp::get)
+            .filter(|u| *u > now)
+        {
+            return Err(wait(until));
+        }
+        if failures.failures >= protection.delay_after {
+            let doublings = u32::try_from(failures.failures - protection.delay_after)
+                .unwrap_or(0)
+                .min(16);
+            let delay = Duration::from_secs(1u64 << doublings).min(protection.max_delay);
+            let ready = failures.last_failure_at.get() + delay;
+            if now < ready {
+                return Err(wait(ready));
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_failure(
+        &self,
+        who: &str,
+        source: &str,
+        user: Option<uuid::Uuid>,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let protection = &self.settings().protection;
+        let record = self
+            .store
+            .record_sign_in_failure(
+                who,
+                source,
+                now.into(),
+                protection.lock_after,
+                (now + protection.lock_for).into(),
+            )
+            .await?;
+        if record.failures == protection.lock_after {
+            let details =
+                json!({ "source": source, "until": (now + protection.lock_for).to_string() });
+            self.audit("user.signin_locked_from_source", None, user, meta, details)
+                .await?;
+        }
+        if let Some(id) = user {
+            let (count, locked) = self
+                .store
+                .count_user_failure(id, now.into(), protection.hard_cap)
+                .await?;
+            if locked {
+                self.audit(
+                    "user.locked",
+                    None,
+                    Some(id),
+                    meta,
+                    json!({ "consecutive_failures": count }),
+                )
+                .await?;
+                tracing::warn!(user_id = %id, "account locked after {count} consecutive failed sign-ins");
+            }
+        }
+        Ok(())
     }
 
     /// Updates one's own profile and user metadata.

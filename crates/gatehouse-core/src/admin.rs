@@ -591,3 +591,29 @@ impl Gatehouse {
             .await
     }
 }
+
+impl Gatehouse {
+    /// Lifts the lock of the hard stop and forgets the user's failed sign-ins.
+    pub async fn unlock_user(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<UserRecord, Error> {
+        self.limit_admin(actor).await?;
+        let user = self.get_user(id).await?;
+        self.store.reset_user_failures(id, true).await?;
+        let mut identifiers = Vec::new();
+        if let Some(email) = &user.email {
+            identifiers.push(format!("email:{}", email.to_lowercase()));
+        }
+        if let Some(username) = &user.username {
+            identifiers.push(format!("username:{}", username.to_lowercase()));
+        }
+        self.store.clear_all_sign_in_failures(&identifiers).await?;
+        let details = json!({ "was_locked": user.locked_at.is_some(), "failed_sign_ins": user.failed_sign_ins, "via": actor.via() });
+        self.audit("admin.user_unlocked", actor.id(), Some(id), meta, details)
+            .await?;
+        self.get_user(id).await
+    }
+}

@@ -33,6 +33,10 @@ pub enum Error {
     /// The account is banned until a time (Supabase's `ban_duration`).
     #[error("the account is banned")]
     UserBanned,
+    /// The account hit the hard stop of consecutive failed sign-ins; an admin must unlock
+    /// it. Only said to a caller who gave the right password.
+    #[error("the account is locked")]
+    AccountLocked,
     /// The account is deactivated or deleted.
     #[error("the account is inactive")]
     UserInactive,

@@ -19,7 +19,7 @@ pub mod supabase;
 pub mod tokens;
 pub mod validate;
 
-pub use accounts::{Identifier, ProfileChange, SignIn, SignUp};
+pub use accounts::{Identifier, ProfileChange, Protection, SignIn, SignUp};
 pub use audit::RequestMeta;
 pub use error::Error;
 pub use gatehouse_store as store;
@@ -58,6 +58,7 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     pub hash_limits: HashLimits,
     pub rate_limits: ratelimit::RateLimits,
+    pub protection: accounts::Protection,
 }
 
 impl std::fmt::Debug for Settings {
@@ -86,6 +87,7 @@ impl Default for Settings {
             password_policy: PasswordPolicy::default(),
             hash_limits: HashLimits::default(),
             rate_limits: ratelimit::RateLimits::default(),
+            protection: accounts::Protection::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, update_user, delete_user))
         .routes(routes!(set_role))
         .routes(routes!(delete_user_sessions))
+        .routes(routes!(unlock_user))
         .routes(routes!(list_audit))
 }
 
@@ -305,6 +306,26 @@ pub async fn delete_user_sessions(
     Ok(axum::Json(SessionsEndedResponse {
         sessions_ended: ended,
     }))
+}
+
+/// Unlock an account locked by the hard stop of failed sign-ins, and forget its failures.
+#[utoipa::path(
+    delete, path = "/users/{id}/lock", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<UserResponse>, ApiError> {
+    let user = state.gatehouse.unlock_user(actor, id, &meta).await?;
+    Ok(axum::Json(UserResponse { user: user.into() }))
 }
 
 /// Filters and position of the audit trail.

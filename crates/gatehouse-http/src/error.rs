@@ -171,6 +171,11 @@ impl From<gatehouse_core::Error> for ApiError {
             ),
             E::Unauthorized(message) => Self::unauthorized(message),
             E::SessionEnded => Self::unauthorized("the session has ended"),
+            E::AccountLocked => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_locked",
+                "the account is locked after too many failed sign-ins; an admin can unlock it",
+            ),
             E::UserBanned => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "user_banned",
@@ -344,6 +349,7 @@ mod tests {
             (E::Unauthorized("x"), 401, "unauthorized"),
             (E::UserInactive, 401, "user_inactive"),
             (E::SessionEnded, 401, "unauthorized"),
+            (E::AccountLocked, 403, "account_locked"),
             (E::UserBanned, 401, "user_banned"),
             (E::RefreshTokenInvalid, 401, "refresh_token_invalid"),
             (E::RefreshTokenReused, 401, "refresh_token_reused"),

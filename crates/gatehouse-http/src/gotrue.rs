@@ -161,6 +161,11 @@ impl From<Error> for GoTrueError {
                 "User from sub claim in JWT does not exist",
             ),
             Error::UserBanned => Self::new(S::FORBIDDEN, "user_banned", "User is banned"),
+            Error::AccountLocked => Self::new(
+                S::BAD_REQUEST,
+                "account_locked",
+                "Account locked after too many failed sign-ins",
+            ),
             Error::RefreshTokenInvalid => Self::new(
                 S::BAD_REQUEST,
                 "refresh_token_not_found",

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod database_url;
 mod keys;
+mod protection;
 mod query;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -23,6 +24,7 @@ pub use admin::{
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
 pub use keys::SigningKeyRecord;
+pub use protection::FailureRecord;
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenRecord, SessionRecord};
 pub use sqlx;
 pub use sqlx::types::Json;

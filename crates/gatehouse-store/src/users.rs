@@ -28,6 +28,10 @@ pub struct UserRecord {
     pub updated_at: Timestamp,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
+    /// Consecutive failed sign-ins, from anywhere.
+    pub failed_sign_ins: i32,
+    /// Set at the hard stop; only an admin clears it.
+    pub locked_at: Option<Timestamp>,
 }
 
 /// What sign-up writes: the user row and its profile row.
@@ -58,7 +62,7 @@ pub(crate) const SELECT_USER: &str =
     "SELECT u.id, u.email, u.username, u.phone, u.password_hash, u.role, \
      u.is_active, u.is_anonymous, u.app_metadata, u.user_metadata, u.email_confirmed_at, \
      u.phone_confirmed_at, u.last_sign_in_at, u.banned_until, u.deleted_at, u.created_at, \
-     u.updated_at, p.display_name, p.avatar_url \
+     u.updated_at, p.display_name, p.avatar_url, u.failed_sign_ins, u.locked_at \
      FROM users u LEFT JOIN profiles p ON p.user_id = u.id";
 
 impl Store {

@@ -899,6 +899,7 @@ impl Config {
             password_policy: self.password_policy.clone(),
             hash_limits: self.hash_limits,
             rate_limits: self.rate_limits.clone(),
+            protection: gatehouse_core::Protection::default(),
         }
     }
 

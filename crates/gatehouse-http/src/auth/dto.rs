@@ -43,6 +43,8 @@ pub struct UserBody {
     pub created_at: String,
     pub updated_at: String,
     pub last_sign_in_at: Option<String>,
+    /// Locked by the hard stop of failed sign-ins (an admin unlocks it).
+    pub locked: bool,
     pub profile: ProfileBody,
     #[schema(value_type = Object)]
     pub user_metadata: Value,
@@ -59,6 +61,7 @@ impl From<UserRecord> for UserBody {
             created_at: user.created_at.to_string(),
             updated_at: user.updated_at.to_string(),
             last_sign_in_at: user.last_sign_in_at.map(|t| t.to_string()),
+            locked: user.locked_at.is_some(),
             profile: ProfileBody {
                 display_name: user.display_name,
                 avatar_url: user.avatar_url,

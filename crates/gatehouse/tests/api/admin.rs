@@ -36,6 +36,7 @@ on_both_backends! {
             (Method::PUT, format!("/users/{target}/role"), Some(json!({"role": "admin"}))),
             (Method::PATCH, format!("/users/{target}"), Some(json!({"isActive": false}))),
             (Method::DELETE, format!("/users/{target}/sessions"), None),
+            (Method::DELETE, format!("/users/{target}/lock"), None),
             (Method::GET, "/audit".into(), None),
             (Method::DELETE, format!("/users/{target}"), None),
         ];

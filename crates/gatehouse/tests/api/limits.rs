@@ -232,9 +232,9 @@ async fn two_instances_sharing_redis_enforce_one_limit_and_fall_back_to_their_ow
     // Both instances read one clock's time in Redis: keep them together.
     a.clock
         .advance(Duration::try_from(b.gatehouse.now() - a.gatehouse.now()).unwrap());
-    for app in [&a, &b, &a, &b] {
+    for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
         assert_eq!(
-            signin_from(app, "198.51.100.1", "n@example.com", PASSWORD)
+            signin_from(app, "198.51.100.1", &format!("n{i}@example.com"), PASSWORD)
                 .await
                 .status(),
             401
@@ -255,9 +255,9 @@ async fn two_instances_sharing_redis_enforce_one_limit_and_fall_back_to_their_ow
 
     // Redis goes away: each instance limits on its own, it does not fail open.
     let _ = cut.send(());
-    for _ in 0..4 {
+    for i in 0..4 {
         assert_eq!(
-            signin_from(&a, "198.51.100.2", "n@example.com", PASSWORD)
+            signin_from(&a, "198.51.100.2", &format!("m{i}@example.com"), PASSWORD)
                 .await
                 .status(),
             401
@@ -434,4 +434,176 @@ async fn requests_beyond_the_concurrency_limit_or_the_timeout_get_a_fast_503() {
     assert_error(refused, 503, "overloaded").await;
     assert_eq!(slow.await.unwrap(), 200);
     assert_error(app.get("/__test/slow?ms=3000").await, 503, "timeout").await;
+}
+
+fn loose_rates() -> RateLimits {
+    RateLimits {
+        enabled: false,
+        ..RateLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn failures_slow_down_one_source_progressively_and_not_the_others() {
+    let app = behind_proxy(Settings {
+        rate_limits: loose_rates(),
+        ..Settings::default()
+    })
+    .await;
+    app.signup("ada@example.com", None).await;
+    for (identifier, exists) in [("ada@example.com", true), ("nobody@example.com", false)] {
+        for _ in 0..3 {
+            assert_eq!(
+                signin_from(&app, "198.51.100.5", identifier, "wrong-Guess-1!")
+                    .await
+                    .status(),
+                401
+            );
+        }
+        let early = signin_from(&app, "198.51.100.5", identifier, PASSWORD).await;
+        assert_eq!(
+            early.headers()["retry-after"],
+            "1",
+            "{identifier}: known and unknown accounts answer alike"
+        );
+        assert_error(early, 429, "rate_limited").await;
+        let elsewhere = signin_from(&app, "203.0.113.5", identifier, PASSWORD).await;
+        assert_eq!(
+            elsewhere.status(),
+            if exists { 200 } else { 401 },
+            "another source is not slowed"
+        );
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            signin_from(&app, "198.51.100.5", identifier, "wrong-Guess-1!")
+                .await
+                .status(),
+            401,
+            "after the delay"
+        );
+        let doubled = signin_from(&app, "198.51.100.5", identifier, PASSWORD).await;
+        assert_eq!(doubled.headers()["retry-after"], "2", "the delay doubles");
+        app.clock.advance(Duration::from_secs(2));
+    }
+}
+
+#[tokio::test]
+async fn ten_failures_lock_the_source_for_a_while_but_not_the_owner() {
+    let app = behind_proxy(Settings {
+        rate_limits: loose_rates(),
+        ..Settings::default()
+    })
+    .await;
+    app.signup("ada@example.com", None).await;
+    for _ in 0..10 {
+        assert_eq!(
+            signin_from(&app, "198.51.100.5", "ada@example.com", "wrong-Guess-1!")
+                .await
+                .status(),
+            401
+        );
+        app.clock.advance(Duration::from_secs(61));
+    }
+    let locked = signin_from(&app, "198.51.100.5", "ada@example.com", PASSWORD).await;
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (800..=900).contains(&retry),
+        "locked for about 15 minutes: {retry}"
+    );
+    assert_error(locked, 429, "rate_limited").await;
+    assert_eq!(
+        signin_from(&app, "203.0.113.5", "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200,
+        "the owner signs in from elsewhere"
+    );
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"user.signin_locked_from_source".to_owned()));
+    app.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(
+        signin_from(&app, "198.51.100.5", "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200,
+        "the lock ends"
+    );
+}
+
+#[tokio::test]
+async fn the_hard_stop_locks_the_account_until_an_admin_unlocks_it() {
+    let protection = gatehouse_core::Protection {
+        hard_cap: 5,
+        ..gatehouse_core::Protection::default()
+    };
+    let app = behind_proxy(Settings {
+        rate_limits: loose_rates(),
+        protection,
+        ..Settings::default()
+    })
+    .await;
+    let id = app.create_account("ada@example.com", "user").await;
+    let (_, admin) = app.admin("admin@example.com").await;
+    for i in 0..5 {
+        let ip = format!("198.51.100.{i}");
+        assert_eq!(
+            signin_from(&app, &ip, "ada@example.com", "wrong-Guess-1!")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_error(
+        signin_from(&app, "203.0.113.9", "ada@example.com", "wrong-Guess-1!").await,
+        401,
+        "auth_invalid_credentials",
+    )
+    .await;
+    assert_error(
+        signin_from(&app, "203.0.113.9", "ada@example.com", PASSWORD).await,
+        403,
+        "account_locked",
+    )
+    .await;
+    let user: serde_json::Value = app
+        .authed(reqwest::Method::GET, &format!("/users/{id}"), &admin.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["user"]["locked"], true);
+    let unlocked = app
+        .authed(
+            reqwest::Method::DELETE,
+            &format!("/users/{id}/lock"),
+            &admin.access,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlocked.status(), 200);
+    assert_eq!(
+        unlocked.json::<serde_json::Value>().await.unwrap()["user"]["locked"],
+        false
+    );
+    assert_eq!(
+        signin_from(&app, "198.51.100.1", "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let actions = app.audit_actions().await;
+    assert!(
+        actions.contains(&"user.locked".to_owned())
+            && actions.contains(&"admin.user_unlocked".to_owned()),
+        "{actions:?}"
+    );
 }

@@ -30,7 +30,7 @@ on_both_backends! {
             "/auth/csrf", "/auth/signup", "/auth/signin", "/auth/refresh", "/auth/logout", "/auth/me", "/auth/password",
             "/auth/register", "/auth/login", "/signup", "/login", "/me",
             "/.well-known/jwks.json", "/auth/v1/.well-known/jwks.json", "/.well-known/openid-configuration",
-            "/users", "/users/{id}", "/users/{id}/role", "/users/{id}/sessions", "/audit",
+            "/users", "/users/{id}", "/users/{id}/role", "/users/{id}/sessions", "/users/{id}/lock", "/audit",
             "/auth/v1/signup", "/auth/v1/token", "/auth/v1/user", "/auth/v1/logout", "/auth/v1/settings",
             "/auth/v1/health", "/auth/v1/admin/users", "/auth/v1/admin/users/{id}",
         ] {

@@ -1,0 +1,99 @@
+//! Failed sign-ins, for the progressive delay, the per-source lock and the hard stop.
+
+use uuid::Uuid;
+
+use crate::{with_pool, Store, StoreError, Timestamp};
+
+/// Failures of one identifier from one source.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailureRecord {
+    pub identifier: String,
+    pub source: String,
+    pub failures: i32,
+    pub last_failure_at: Timestamp,
+    pub locked_until: Option<Timestamp>,
+}
+
+impl Store {
+    /// The failures of `identifier` from `source`, if any.
+    pub async fn get_sign_in_failures(
+        &self,
+        identifier: &str,
+        source: &str,
+    ) -> Result<Option<FailureRecord>, StoreError> {
+        const SQL: &str = "SELECT identifier, source, failures, last_failure_at, locked_until FROM sign_in_failures \
+             WHERE identifier = $1 AND source = $2";
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(SQL).bind(identifier).bind(source).fetch_optional(pool).await?),
+        )
+    }
+
+    /// Counts one more failure; from the `lock_after`th on, locks the pair until `lock_until`.
+    pub async fn record_sign_in_failure(
+        &self,
+        identifier: &str,
+        source: &str,
+        at: Timestamp,
+        lock_after: i32,
+        lock_until: Timestamp,
+    ) -> Result<FailureRecord, StoreError> {
+        const SQL: &str = "INSERT INTO sign_in_failures (identifier, source, failures, last_failure_at, locked_until) \
+             VALUES ($1, $2, 1, $3, NULL) \
+             ON CONFLICT (identifier, source) DO UPDATE SET failures = sign_in_failures.failures + 1, \
+             last_failure_at = excluded.last_failure_at, \
+             locked_until = CASE WHEN sign_in_failures.failures + 1 >= $4 THEN $5 ELSE sign_in_failures.locked_until END \
+             RETURNING identifier, source, failures, last_failure_at, locked_until";
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(identifier).bind(source).bind(at).bind(lock_after).bind(lock_until).fetch_one(pool).await?
+        }))
+    }
+
+    /// Forgets the failures of `identifier` from `source` (after a success).
+    pub async fn clear_sign_in_failures(
+        &self,
+        identifier: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sign_in_failures WHERE identifier = $1 AND source = $2";
+        with_pool!(self, pool => sqlx::query(SQL).bind(identifier).bind(source).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Forgets every failure of these identifiers (an admin unlock).
+    pub async fn clear_all_sign_in_failures(
+        &self,
+        identifiers: &[String],
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sign_in_failures WHERE identifier = $1";
+        for identifier in identifiers {
+            with_pool!(self, pool => sqlx::query(SQL).bind(identifier).execute(pool).await?.rows_affected());
+        }
+        Ok(())
+    }
+
+    /// One more consecutive failure of a user; at `cap`, the account locks. Returns the
+    /// count and whether this failure locked it.
+    pub async fn count_user_failure(
+        &self,
+        id: Uuid,
+        at: Timestamp,
+        cap: i32,
+    ) -> Result<(i32, bool), StoreError> {
+        const SQL: &str = "UPDATE users SET failed_sign_ins = failed_sign_ins + 1, \
+             locked_at = CASE WHEN failed_sign_ins + 1 >= $3 AND locked_at IS NULL THEN $2 ELSE locked_at END \
+             WHERE id = $1 RETURNING failed_sign_ins, locked_at";
+        let (count, locked_at): (i32, Option<Timestamp>) = with_pool!(self, pool => sqlx::query_as(SQL).bind(id).bind(at).bind(cap).fetch_one(pool).await?);
+        Ok((count, locked_at == Some(at)))
+    }
+
+    /// Resets the consecutive failures of a user (a success) and, with `unlock`, the lock.
+    pub async fn reset_user_failures(&self, id: Uuid, unlock: bool) -> Result<(), StoreError> {
+        let sql = if unlock {
+            "UPDATE users SET failed_sign_ins = 0, locked_at = NULL WHERE id = $1"
+        } else {
+            "UPDATE users SET failed_sign_ins = 0 WHERE id = $1 AND failed_sign_ins <> 0"
+        };
+        with_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+}
