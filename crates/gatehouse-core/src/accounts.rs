@@ -146,6 +146,23 @@ impl Gatehouse {
         let account_source = meta.ip.as_deref().map(|ip| format!("{who}|{ip}"));
         self.limit(Bucket::SigninAccountIp, account_source.as_deref())
             .await?;
+        let typed = match &input.identifier {
+            Identifier::Email(e) | Identifier::Username(e) => e,
+        };
+        if typed.len() > 320 || typed.chars().any(char::is_control) {
+            // No account is called that; answer as for any unknown one, at the same cost,
+            // without storing what was typed.
+            self.inner.hasher.verify(&input.password, None).await?;
+            self.audit(
+                "user.signin_failed",
+                None,
+                None,
+                meta,
+                json!({ "reason": "malformed identifier" }),
+            )
+            .await?;
+            return Err(Error::InvalidCredentials);
+        }
         self.check_failures(&who, &source).await?;
         let (user, method) = match &input.identifier {
             Identifier::Email(email) => {

@@ -489,6 +489,9 @@ impl Gatehouse {
         }
         let password_hash = self.inner.hasher.hash(&password).await?;
         let now = self.now();
+        if let Some(app) = &input.app_metadata {
+            validate::metadata("app_metadata", app)?;
+        }
         let mut app_metadata = json!({ "provider": "email", "providers": ["email"] });
         if let Some(Value::Object(extra)) = input.app_metadata {
             for (k, v) in extra {

@@ -440,6 +440,7 @@ impl Gatehouse {
             change.user_metadata = Some(merged);
         }
         if let Some(app) = &update.app_metadata {
+            validate::metadata("app_metadata", app)?;
             let mut app = app.clone();
             if let Some(map) = app.as_object_mut() {
                 map.remove("role");

@@ -115,13 +115,19 @@ pub fn avatar_url(raw: &str) -> Result<Option<String>, Error> {
     Ok(Some(url.to_string()))
 }
 
-/// A JSON object of at most 16 KiB serialized and 8 levels deep.
+/// A JSON object of at most 16 KiB serialized and 8 levels deep, with no NUL character
+/// anywhere (Postgres cannot store one in `jsonb`).
 pub fn user_metadata(value: &Value) -> Result<(), Error> {
+    metadata("userMetadata", value)
+}
+
+/// [`user_metadata`]'s rules, for a field of any name.
+pub fn metadata(field: &'static str, value: &Value) -> Result<(), Error> {
     if !value.is_object() {
-        return Err(Error::invalid("userMetadata", "must be a JSON object"));
+        return Err(Error::invalid(field, "must be a JSON object"));
     }
     if value.to_string().len() > MAX_METADATA_BYTES {
-        return Err(Error::invalid("userMetadata", "must be at most 16 KiB"));
+        return Err(Error::invalid(field, "must be at most 16 KiB"));
     }
     fn depth(v: &Value) -> usize {
         match v {
@@ -131,10 +137,18 @@ pub fn user_metadata(value: &Value) -> Result<(), Error> {
         }
     }
     if depth(value) > MAX_METADATA_DEPTH {
-        return Err(Error::invalid(
-            "userMetadata",
-            "must be at most 8 levels deep",
-        ));
+        return Err(Error::invalid(field, "must be at most 8 levels deep"));
+    }
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            Value::Array(items) => items.iter().any(has_nul),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
     }
     Ok(())
 }
@@ -198,5 +212,7 @@ mod tests {
         assert!(user_metadata(&serde_json::json!({"x": "a".repeat(17 * 1024)})).is_err());
         let deep = (0..9).fold(serde_json::json!(1), |v, _| serde_json::json!({ "k": v }));
         assert!(user_metadata(&deep).is_err());
+        assert!(user_metadata(&serde_json::json!({"a": "x\u{0}y"})).is_err());
+        assert!(user_metadata(&serde_json::json!({"a\u{0}": 1})).is_err());
     }
 }

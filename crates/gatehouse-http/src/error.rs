@@ -23,6 +23,16 @@ pub struct ErrorBody {
     pub details: Value,
 }
 
+/// What an error response was, kept in its extensions so `/auth/v1` can re-render it in
+/// GoTrue's format.
+#[derive(Debug, Clone)]
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: Cow<'static, str>,
+    pub retry_after: Option<u64>,
+}
+
 /// An error answered to a client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -281,7 +291,14 @@ impl From<PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let parts = ErrorParts {
+            status: self.status,
+            code: self.body.code.clone(),
+            message: self.body.message.clone(),
+            retry_after: self.retry_after.map(u64::from),
+        };
         let mut response = (self.status, axum::Json(self.body)).into_response();
+        response.extensions_mut().insert(parts);
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(value) = self.www_authenticate {

@@ -40,7 +40,7 @@ pub fn json_too_deep(bytes: &[u8], max: usize) -> bool {
 }
 
 /// `Content-Type: application/json` or `application/<something>+json`, any parameters.
-fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -48,7 +48,7 @@ static ERROR_CODE: HeaderName = HeaderName::from_static("x-sb-error-code");
 #[derive(Debug, Clone)]
 pub struct GoTrueError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     pub message: String,
     pub weak_reasons: Option<Vec<&'static str>>,
     /// Also carry OAuth's `error`/`error_description` (the `/token` endpoint).
@@ -58,10 +58,14 @@ pub struct GoTrueError {
 }
 
 impl GoTrueError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
             weak_reasons: None,
             oauth: false,
@@ -226,7 +230,7 @@ impl IntoResponse for GoTrueError {
         let mut response = (self.status, axum::Json(self.body(true))).into_response();
         response
             .headers_mut()
-            .insert(ERROR_CODE.clone(), HeaderValue::from_static(self.code));
+            .insert(ERROR_CODE.clone(), header_value(&self.code));
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -234,6 +238,26 @@ impl IntoResponse for GoTrueError {
         }
         response.extensions_mut().insert(self);
         response
+    }
+}
+
+fn header_value(code: &str) -> HeaderValue {
+    HeaderValue::from_str(code).unwrap_or_else(|_| HeaderValue::from_static("unexpected_failure"))
+}
+
+impl From<&crate::error::ErrorParts> for GoTrueError {
+    /// An error the framework or a middleware produced, in GoTrue's words.
+    fn from(parts: &crate::error::ErrorParts) -> Self {
+        let code = match parts.code.as_ref() {
+            "internal_error" => "unexpected_failure".into(),
+            "payload_too_large" => "request_entity_too_large".into(),
+            "rate_limited" => "over_request_rate_limit".into(),
+            _ => parts.code.clone(),
+        };
+        Self {
+            retry_after: parts.retry_after,
+            ..Self::new(parts.status, code, parts.message.to_string())
+        }
     }
 }
 
@@ -248,6 +272,12 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() >= "2024-01-01");
     let mut response = next.run(req).await;
+    // Errors from outside the handlers (limits, panics) speak GoTrue here too.
+    if response.extensions().get::<GoTrueError>().is_none() {
+        if let Some(parts) = response.extensions().get::<crate::error::ErrorParts>() {
+            response = GoTrueError::from(parts).into_response();
+        }
+    }
     if current {
         response
             .headers_mut()
@@ -259,7 +289,7 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
             let mut legacy = (err.status, axum::Json(err.body(false))).into_response();
             legacy
                 .headers_mut()
-                .insert(ERROR_CODE.clone(), HeaderValue::from_static(err.code));
+                .insert(ERROR_CODE.clone(), header_value(&err.code));
             if let Some(seconds) = err.retry_after {
                 legacy
                     .headers_mut()
@@ -279,6 +309,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GJson<T> {
     type Rejection = GoTrueError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A JSON content type is required for a body (every client sends one): it makes a
+        // cross-site form post impossible without a CORS preflight.
+        let json = crate::extract::has_json_content_type(req.headers());
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|rejection| {
@@ -298,6 +331,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GJson<T> {
             })?;
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
             &b"{}"[..]
+        } else if !json {
+            return Err(GoTrueError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "Content-Type must be application/json",
+            ));
         } else {
             &bytes[..]
         };

@@ -179,7 +179,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             axum::http::HeaderValue::from_static("no-store"),
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn(gotrue::negotiate))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             security::enforce_limits,
@@ -187,7 +186,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             hsts,
             security::security_headers,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(gotrue::negotiate));
     let app = match cors {
         Some(cors) => app.layer(cors),
         None => app,

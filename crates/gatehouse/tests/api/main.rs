@@ -10,6 +10,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod errors;
+mod hostile;
 mod limits;
 mod ops;
 mod process;
