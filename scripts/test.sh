@@ -10,3 +10,4 @@ fi
 cargo nextest run --workspace --locked --no-fail-fast
 scripts/check-openapi.sh
 compat/run.sh
+scripts/schemathesis.sh
