@@ -1,5 +1,5 @@
 # gatehouse — the two commands of the README are `make run` and `make test`.
-.PHONY: run dev test lint fmt bench openapi help
+.PHONY: run dev test lint fmt fuzz bench openapi help
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ fmt: ## format the code
 
 openapi: ## regenerate docs/openapi.json after changing a route
 	GATEHOUSE_BLESS=1 cargo nextest run -p gatehouse-http the_committed_openapi_document_matches_the_routes
+
+fuzz: ## fuzz every target (FUZZ_SECONDS each, default 20; nightly + cargo-fuzz)
+	fuzz/run.sh
 
 bench: ## benchmarks (criterion micro-benchmarks in the crates; load benchmarks arrive in bench/)
 	cargo bench --workspace --locked

@@ -129,7 +129,11 @@ fn encode_cursor(sort: &str, descending: bool, key: String, id: Uuid) -> String 
     )
 }
 
-fn decode_cursor(raw: &str, sort: &str, descending: bool) -> Result<(String, Uuid), Error> {
+pub(crate) fn decode_cursor(
+    raw: &str,
+    sort: &str,
+    descending: bool,
+) -> Result<(String, Uuid), Error> {
     let bad = || Error::invalid_query("cursor", "is not a cursor this list issued");
     let bytes = b64url_decode(raw)
         .filter(|b| b.len() <= 1024)

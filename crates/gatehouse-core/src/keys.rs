@@ -113,6 +113,12 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// A set of the given keys (for fuzzing and tests).
+    #[doc(hidden)]
+    pub fn from_keys(keys: Vec<LoadedKey>) -> Self {
+        Self::new(keys)
+    }
+
     fn new(keys: Vec<LoadedKey>) -> Self {
         let ordered: Vec<Arc<LoadedKey>> = keys.into_iter().map(Arc::new).collect();
         let by_kid = ordered.iter().map(|k| (k.kid.clone(), k.clone())).collect();

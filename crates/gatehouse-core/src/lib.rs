@@ -11,6 +11,9 @@ pub mod clock;
 pub mod crypto;
 pub mod csrf;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;

@@ -6,9 +6,9 @@
 //! request asked for (`X-Supabase-Api-Version: 2024-01-01` → `{code, message}` and the
 //! header echoed; without it, the older `{code: <status>, error_code, msg}`).
 
-mod admin;
+pub(crate) mod admin;
 pub(crate) mod dto;
-mod user;
+pub(crate) mod user;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

@@ -9,6 +9,9 @@ mod auth;
 mod docs;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gotrue;
 mod keys;
 pub mod middleware;
