@@ -121,6 +121,20 @@ on_both_backends! {
             h.x5u = jku.map(str::to_owned);
             forged.push((label, jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(attacker.as_ref())).unwrap()));
         }
+        // The attacker's public key embedded as a `jwk` header, under our kid and its own:
+        // signed by hand, since the header is what is attacked.
+        {
+            use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, attacker.as_ref()).unwrap();
+            let point = pair.public_key().as_ref();
+            let jwk = json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+            for header_kid in [kid, "attacker"] {
+                let header = json!({"alg": "ES256", "typ": "JWT", "kid": header_kid, "jwk": jwk});
+                let input = format!("{}.{}", b64(&header), b64(&claims));
+                let signature = pair.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+                forged.push(("jwk header", format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))));
+            }
+        }
         // Tampered parts of a real token.
         let mut tampered_claims = claims.clone();
         tampered_claims["app_metadata"]["role"] = json!("admin");
