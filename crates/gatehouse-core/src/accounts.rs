@@ -6,6 +6,7 @@ use gatehouse_store::{NewUser, ProfileUpdate, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use crate::admin::NewAccount;
 use crate::audit::RequestMeta;
 use crate::ratelimit::Bucket;
 use crate::sessions::{Principal, SessionGrant};
@@ -91,6 +92,30 @@ impl Gatehouse {
     /// Creates a user and its profile in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
         self.limit(Bucket::SignupIp, meta.ip.as_deref()).await?;
+        let account = NewAccount {
+            email: input.email,
+            username: input.username,
+            password: Some(input.password),
+            role: "user".to_owned(),
+            display_name: input.display_name,
+            user_metadata: input.user_metadata,
+            app_metadata: None,
+            email_confirmed: true,
+        };
+        let user = self.insert_account(account, true).await?;
+        self.audit("user.signup", Some(user.id), Some(user.id), meta, json!({}))
+            .await?;
+        Ok(user)
+    }
+
+    /// Validates an account, checks its password against the policy (unless generated)
+    /// and writes the user and its profile. The one way users are made, by sign-up, the
+    /// admin API or the CLI.
+    pub(crate) async fn insert_account(
+        &self,
+        input: NewAccount,
+        check_policy: bool,
+    ) -> Result<UserRecord, Error> {
         let email = validate::email(&input.email)?;
         let username = input
             .username
@@ -103,9 +128,24 @@ impl Gatehouse {
         };
         let user_metadata = input.user_metadata.unwrap_or_else(|| json!({}));
         validate::user_metadata(&user_metadata)?;
-        self.check_password(&input.password, Some(&email), username.as_deref())?;
-        // Checked before hashing so a taken address costs no hash; the unique index
-        // still decides races.
+        let mut app_metadata = json!({ "provider": "email", "providers": ["email"] });
+        if let Some(extra) = &input.app_metadata {
+            validate::metadata("app_metadata", extra)?;
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                // The role is the users.role column, set only through the role rules.
+                if key != "role" {
+                    app_metadata[key] = value.clone();
+                }
+            }
+        }
+        let Some(password) = input.password else {
+            return Err(Error::invalid("password", "is required"));
+        };
+        if check_policy {
+            self.check_password(&password, Some(&email), username.as_deref())?;
+        }
+        // Checked before hashing so a taken address costs no hash; the unique indexes
+        // still decide races.
         if self.store.find_user_by_email(&email).await?.is_some() {
             return Err(Error::UserAlreadyExists { field: "email" });
         }
@@ -114,23 +154,21 @@ impl Gatehouse {
                 return Err(Error::UserAlreadyExists { field: "username" });
             }
         }
-        let password_hash = self.inner.hasher.hash(&input.password).await?;
+        let password_hash = self.inner.hasher.hash(&password).await?;
         let now = self.now();
         let user = NewUser {
             id: new_id(now),
             email,
             username,
             password_hash,
-            role: "user".to_owned(),
-            app_metadata: json!({ "provider": "email", "providers": ["email"] }),
+            role: input.role,
+            app_metadata,
             user_metadata,
-            email_confirmed_at: Some(now.into()),
+            email_confirmed_at: input.email_confirmed.then(|| now.into()),
             display_name,
             created_at: now.into(),
         };
         self.store.create_user(&user).await?;
-        self.audit("user.signup", Some(user.id), Some(user.id), meta, json!({}))
-            .await?;
         self.store.get_user(user.id).await?.ok_or(Error::NotFound)
     }
 

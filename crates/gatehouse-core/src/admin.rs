@@ -3,7 +3,7 @@
 //! audit trail of every change with what it was before and after.
 
 use gatehouse_store::{
-    user_sort_key, AuditQuery, AuditRecord, ChangeOutcome, NewUser, SortKey, Timestamp, UserChange,
+    user_sort_key, AuditQuery, AuditRecord, ChangeOutcome, SortKey, Timestamp, UserChange,
     UserFilter, UserPageQuery, UserRecord, UserSort,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::audit::RequestMeta;
 use crate::crypto::{b64url, b64url_decode, random_bytes};
 use crate::sessions::Principal;
-use crate::{new_id, validate, Error, Gatehouse};
+use crate::{validate, Error, Gatehouse};
 
 /// The roles gatehouse knows.
 pub const ROLES: [&str; 2] = ["user", "admin"];
@@ -463,60 +463,19 @@ impl Gatehouse {
         if !ROLES.contains(&input.role.as_str()) {
             return Err(Error::invalid("role", "must be user or admin"));
         }
-        let email = validate::email(&input.email)?;
-        let username = input
-            .username
-            .as_deref()
-            .map(validate::username)
-            .transpose()?;
-        let display_name = match input.display_name.as_deref() {
-            Some(name) => validate::display_name(name)?,
-            None => None,
-        };
-        let user_metadata = input.user_metadata.unwrap_or_else(|| json!({}));
-        validate::user_metadata(&user_metadata)?;
-        let (password, generated) = match input.password {
-            Some(password) => (password, None),
+        let mut input = input;
+        let generated = match input.password {
+            Some(_) => None,
             None => {
                 // 128 random bits, with the digit and symbol the default policy asks for.
                 let digit = random_bytes::<1>()?[0] % 10;
                 let password =
                     SecretString::from(format!("{}-{digit}", b64url(&random_bytes::<16>()?)));
-                (password.clone(), Some(password))
+                input.password = Some(password.clone());
+                Some(password)
             }
         };
-        if generated.is_none() {
-            self.check_password(&password, Some(&email), username.as_deref())?;
-        }
-        if self.store.find_user_by_email(&email).await?.is_some() {
-            return Err(Error::UserAlreadyExists { field: "email" });
-        }
-        let password_hash = self.inner.hasher.hash(&password).await?;
-        let now = self.now();
-        if let Some(app) = &input.app_metadata {
-            validate::metadata("app_metadata", app)?;
-        }
-        let mut app_metadata = json!({ "provider": "email", "providers": ["email"] });
-        if let Some(Value::Object(extra)) = input.app_metadata {
-            for (k, v) in extra {
-                if k != "role" {
-                    app_metadata[k] = v;
-                }
-            }
-        }
-        let user = NewUser {
-            id: new_id(now),
-            email,
-            username,
-            password_hash,
-            role: input.role,
-            app_metadata,
-            user_metadata,
-            email_confirmed_at: input.email_confirmed.then(|| now.into()),
-            display_name,
-            created_at: now.into(),
-        };
-        self.store.create_user(&user).await?;
+        let user = self.insert_account(input, generated.is_none()).await?;
         let details = json!({ "role": user.role, "via": actor.via(), "generated_password": generated.is_some() });
         self.audit(
             "admin.user_created",
@@ -526,8 +485,7 @@ impl Gatehouse {
             details,
         )
         .await?;
-        let created = self.get_user(user.id).await?;
-        Ok((created, generated))
+        Ok((user, generated))
     }
 
     /// One page of audit events, newest first.
