@@ -439,21 +439,33 @@ impl Gatehouse {
         self.store
             .update_password_hash(user.id, &hash, now.into())
             .await?;
+        self.after_own_password_change(principal, meta, "app").await
+    }
+
+    /// What follows a user changing their own password, on either surface: every other
+    /// session ends, and it is recorded.
+    pub(crate) async fn after_own_password_change(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+        via: &str,
+    ) -> Result<u64, Error> {
+        let user = principal.user.id;
         let ended = self
             .store
             .revoke_user_sessions(
-                user.id,
+                user,
                 Some(principal.session.id),
-                now.into(),
+                self.now().into(),
                 "password_changed",
             )
             .await?;
         self.audit(
             "user.password_changed",
-            Some(user.id),
-            Some(user.id),
+            Some(user),
+            Some(user),
             meta,
-            json!({ "sessions_ended": ended }),
+            json!({ "sessions_ended": ended, "via": via }),
         )
         .await?;
         Ok(ended)

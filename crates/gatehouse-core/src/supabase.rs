@@ -368,22 +368,8 @@ impl Gatehouse {
             .change_user(user.id, &change, false, now.into())
             .await?;
         if password_changed {
-            self.store
-                .revoke_user_sessions(
-                    user.id,
-                    Some(principal.session.id),
-                    now.into(),
-                    "password_changed",
-                )
+            self.after_own_password_change(principal, meta, "supabase")
                 .await?;
-            self.audit(
-                "user.password_changed",
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({ "via": "supabase" }),
-            )
-            .await?;
         }
         if change.email.is_some() || change.user_metadata.is_some() {
             let details = json!({ "email_changed": change.email.is_some(), "metadata_changed": change.user_metadata.is_some() });

@@ -197,14 +197,6 @@ impl From<Error> for GoTrueError {
             Error::Forbidden(_) => Self::new(S::FORBIDDEN, "not_admin", "User not allowed"),
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
             Error::NotFound => Self::new(S::NOT_FOUND, "user_not_found", "User not found"),
-            Error::Config(message) => {
-                tracing::error!(error = %message, "configuration error");
-                Self::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "unexpected_failure",
-                    "Unexpected failure",
-                )
-            }
             Error::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 Self::new(
@@ -213,8 +205,8 @@ impl From<Error> for GoTrueError {
                     "Service temporarily unavailable",
                 )
             }
-            Error::Internal(cause) => {
-                tracing::error!(error = %cause, "internal error");
+            other @ (Error::Config(_) | Error::Internal(_)) => {
+                tracing::error!(error = %other, "internal error");
                 Self::new(
                     S::INTERNAL_SERVER_ERROR,
                     "unexpected_failure",
