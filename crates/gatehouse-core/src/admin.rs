@@ -129,6 +129,17 @@ fn encode_cursor(sort: &str, descending: bool, key: String, id: Uuid) -> String 
     )
 }
 
+/// The cursor of the page that starts after `user` in this order: what `list_users` hands
+/// out as `next_cursor`. Public so that tools (the benchmark's deep-page scenario) can
+/// start anywhere in a list without paging to it.
+pub fn user_cursor(user: &UserRecord, sort: UserSort, descending: bool) -> String {
+    let key = match user_sort_key(user, sort) {
+        SortKey::Time(t) => t.to_string(),
+        SortKey::Text(s) => s,
+    };
+    encode_cursor(sort_name(sort), descending, key, user.id)
+}
+
 pub(crate) fn decode_cursor(
     raw: &str,
     sort: &str,
@@ -233,13 +244,7 @@ impl Gatehouse {
         let more = users.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         users.truncate(usize::try_from(limit).unwrap_or(0));
         let next_cursor = match users.last() {
-            Some(last) if more => {
-                let key = match user_sort_key(last, sort) {
-                    SortKey::Time(t) => t.to_string(),
-                    SortKey::Text(s) => s,
-                };
-                Some(encode_cursor(name, query.descending, key, last.id))
-            }
+            Some(last) if more => Some(user_cursor(last, sort, query.descending)),
             _ => None,
         };
         let total = if query.count {

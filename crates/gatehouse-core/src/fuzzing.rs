@@ -18,51 +18,27 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
-            .map(|d| d.as_ref().to_vec())
-            .unwrap_or_default();
-        let public = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8)
-            .map(|p| {
-                aws_lc_rs::signature::KeyPair::public_key(&p)
-                    .as_ref()
-                    .to_vec()
-            })
-            .unwrap_or_default();
-        let (x, y) = public.get(1..).unwrap_or(&[0; 64]).split_at(32);
-        let es = LoadedKey {
-            kid: "fuzz-es256".into(),
-            alg: JwtAlg::Es256,
-            public_jwk: None,
-            encoding: EncodingKey::from_ec_der(&pkcs8),
-            decoding: DecodingKey::from_ec_components(
-                &crate::crypto::b64url(x),
-                &crate::crypto::b64url(y),
-            )
-            .unwrap_or_else(|_| DecodingKey::from_secret(b"unusable")),
-            signs_from: OffsetDateTime::UNIX_EPOCH,
-            retired_at: None,
-            publish_until: None,
-        };
-        let hs = LoadedKey {
-            kid: "fuzz-hs256".into(),
-            alg: JwtAlg::Hs256,
-            public_jwk: None,
-            encoding: EncodingKey::from_secret(b"a fuzzing secret of 32 bytes!!!!"),
-            decoding: DecodingKey::from_secret(b"a fuzzing secret of 32 bytes!!!!"),
-            signs_from: OffsetDateTime::UNIX_EPOCH,
-            retired_at: None,
-            publish_until: None,
-        };
+        let [es, hs] = [(JwtAlg::Es256, "fuzz-es256"), (JwtAlg::Hs256, "fuzz-hs256")]
+            .map(|(alg, kid)| LoadedKey::generate(alg, kid).unwrap_or_else(|_| unusable(kid)));
         Fixture {
             keys: KeySet::from_keys(vec![es, hs]),
-            tokens: TokenService {
-                issuer: "http://fuzz/auth/v1".into(),
-                leeway: Duration::from_secs(5),
-            },
+            tokens: TokenService::new("http://fuzz/auth/v1".into(), Duration::from_secs(5)),
         }
     })
+}
+
+/// A key that verifies nothing, should generating one fail (it does not).
+fn unusable(kid: &str) -> LoadedKey {
+    LoadedKey {
+        kid: kid.to_owned(),
+        alg: JwtAlg::Hs256,
+        public_jwk: None,
+        encoding: EncodingKey::from_secret(b"unusable"),
+        decoding: DecodingKey::from_secret(b"unusable"),
+        signs_from: OffsetDateTime::UNIX_EPOCH,
+        retired_at: None,
+        publish_until: None,
+    }
 }
 
 /// Verifies arbitrary text as an access token.

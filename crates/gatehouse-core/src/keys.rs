@@ -96,6 +96,28 @@ impl fmt::Debug for LoadedKey {
 }
 
 impl LoadedKey {
+    /// A fresh key pair in memory, signing from the epoch on, never retired: for tools,
+    /// benchmarks and fuzzing. The service's own keys come from the database.
+    pub fn generate(alg: JwtAlg, kid: &str) -> Result<Self, Error> {
+        if alg == JwtAlg::Hs256 {
+            let mut key = hs256_key(&random_bytes::<32>()?);
+            kid.clone_into(&mut key.kid);
+            return Ok(key);
+        }
+        let (der, jwk) = generate(alg)?;
+        let (encoding, decoding) = key_pair(kid, alg, &der, &jwk)?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            alg,
+            public_jwk: Some(jwk),
+            encoding,
+            decoding,
+            signs_from: OffsetDateTime::UNIX_EPOCH,
+            retired_at: None,
+            publish_until: None,
+        })
+    }
+
     fn signs_at(&self, now: OffsetDateTime) -> bool {
         self.signs_from <= now && self.retired_at.is_none_or(|r| r > now)
     }
@@ -113,8 +135,7 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// A set of the given keys (for fuzzing and tests).
-    #[doc(hidden)]
+    /// A set of the given keys (for tools, benchmarks and fuzzing).
     pub fn from_keys(keys: Vec<LoadedKey>) -> Self {
         Self::new(keys)
     }
@@ -352,30 +373,7 @@ impl KeyRing {
             }
         };
         let jwk = &record.public_jwk.0;
-        let field = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
-        let bad = |e: jsonwebtoken::errors::Error| {
-            Error::Config(format!("signing key {} is unusable: {e}", record.kid))
-        };
-        let (encoding, decoding) = match alg {
-            JwtAlg::Es256 => (
-                EncodingKey::from_ec_der(&der),
-                DecodingKey::from_ec_components(&field("x"), &field("y")).map_err(bad)?,
-            ),
-            JwtAlg::EdDsa => (
-                EncodingKey::from_ed_der(&der),
-                DecodingKey::from_ed_components(&field("x")).map_err(bad)?,
-            ),
-            JwtAlg::Rs256 => (
-                EncodingKey::from_rsa_pem(pkcs8_pem(&der).as_bytes()).map_err(bad)?,
-                DecodingKey::from_rsa_components(&field("n"), &field("e")).map_err(bad)?,
-            ),
-            JwtAlg::Hs256 => {
-                return Err(Error::Config(format!(
-                    "signing key {} claims HS256",
-                    record.kid
-                )))
-            }
-        };
+        let (encoding, decoding) = key_pair(&record.kid, alg, &der, jwk)?;
         Ok(LoadedKey {
             kid: record.kid.clone(),
             alg,
@@ -496,6 +494,37 @@ fn key_info(record: &SigningKeyRecord, now: OffsetDateTime) -> KeyInfo {
         retired_at: record.retired_at,
         publish_until: record.publish_until,
     }
+}
+
+/// The signing and verifying halves of an asymmetric key from its PKCS#8 DER private key and
+/// its public JWK.
+fn key_pair(
+    kid: &str,
+    alg: JwtAlg,
+    der: &[u8],
+    jwk: &Value,
+) -> Result<(EncodingKey, DecodingKey), Error> {
+    let field = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+    let bad = |e: jsonwebtoken::errors::Error| {
+        Error::Config(format!("signing key {kid} is unusable: {e}"))
+    };
+    Ok(match alg {
+        JwtAlg::Es256 => (
+            EncodingKey::from_ec_der(der),
+            DecodingKey::from_ec_components(&field("x"), &field("y")).map_err(bad)?,
+        ),
+        JwtAlg::EdDsa => (
+            EncodingKey::from_ed_der(der),
+            DecodingKey::from_ed_components(&field("x")).map_err(bad)?,
+        ),
+        JwtAlg::Rs256 => (
+            EncodingKey::from_rsa_pem(pkcs8_pem(der).as_bytes()).map_err(bad)?,
+            DecodingKey::from_rsa_components(&field("n"), &field("e")).map_err(bad)?,
+        ),
+        JwtAlg::Hs256 => {
+            return Err(Error::Config(format!("signing key {kid} claims HS256")));
+        }
+    })
 }
 
 fn hs256_key(secret: &[u8]) -> LoadedKey {

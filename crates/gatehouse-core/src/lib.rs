@@ -167,10 +167,7 @@ impl Gatehouse {
         let csrf_key = store
             .instance_secret("csrf", &crypto::random_bytes::<32>()?, now.into())
             .await?;
-        let tokens = TokenService {
-            issuer: settings.issuer(),
-            leeway: settings.jwt_leeway,
-        };
+        let tokens = TokenService::new(settings.issuer(), settings.jwt_leeway);
         let hasher = Hasher::new(settings.hash_limits)?;
         let api_keys = supabase::ApiKeys::load(store.clone(), settings.issuer(), now).await?;
         let limiter = ratelimit::Limiter::new(settings.rate_limits.clone()).await?;

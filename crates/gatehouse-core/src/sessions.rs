@@ -193,12 +193,12 @@ impl Gatehouse {
             .find_refresh_token(&token_hash(presented))
             .await?
             .ok_or(Error::RefreshTokenInvalid)?;
-        let session = self
+        let (session, user) = self
             .store
-            .get_session(record.session_id)
+            .get_session_and_user(record.session_id)
             .await?
             .ok_or(Error::RefreshTokenInvalid)?;
-        let user = self.live_session_user(&session, now).await?;
+        self.check_live_session(&session, &user, now).await?;
         if record.revoked_at.is_some() {
             return Err(Error::RefreshTokenInvalid);
         }
@@ -295,13 +295,14 @@ impl Gatehouse {
         Ok(None)
     }
 
-    /// The user of a live session: not revoked, within its idle timeout and absolute
-    /// lifetime, and the user active and not deleted.
-    async fn live_session_user(
+    /// A live session: not revoked, within its idle timeout and absolute lifetime, and its
+    /// user active and not deleted.
+    async fn check_live_session(
         &self,
         session: &SessionRecord,
+        user: &UserRecord,
         now: OffsetDateTime,
-    ) -> Result<UserRecord, Error> {
+    ) -> Result<(), Error> {
         if session.revoked_at.is_some() {
             return Err(Error::RefreshTokenInvalid);
         }
@@ -312,18 +313,13 @@ impl Gatehouse {
                 .await?;
             return Err(Error::RefreshTokenInvalid);
         }
-        let user = self
-            .store
-            .get_user(session.user_id)
-            .await?
-            .ok_or(Error::RefreshTokenInvalid)?;
         if user.deleted_at.is_some() || !user.is_active {
             return Err(Error::UserInactive);
         }
         if user.banned_until.is_some_and(|b| b.get() > now) {
             return Err(Error::UserBanned);
         }
-        Ok(user)
+        Ok(())
     }
 
     /// Ends the session a refresh token belongs to. Unknown or already-ended tokens are
@@ -380,9 +376,9 @@ impl Gatehouse {
             tracing::debug!(reason = %err, "access token refused");
             Error::Unauthorized("the access token is invalid or expired")
         })?;
-        let user = self
+        let (user, session) = self
             .store
-            .get_user(claims.sub)
+            .get_user_and_session(claims.sub, claims.session_id)
             .await?
             .ok_or(Error::UserInactive)?;
         if user.deleted_at.is_some() || !user.is_active {
@@ -391,10 +387,7 @@ impl Gatehouse {
         if user.banned_until.is_some_and(|b| b.get() > now) {
             return Err(Error::UserBanned);
         }
-        let session = self
-            .store
-            .get_session(claims.session_id)
-            .await?
+        let session = session
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none() && now < s.not_after.get())
             .ok_or(Error::SessionEnded)?;
         Ok(Principal {

@@ -153,7 +153,11 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(opts.sqlite_busy_timeout)
                     .foreign_keys(true);
+                // A file in this process does not go stale: skip sqlx's ping before every
+                // acquire, a round trip to the connection's worker thread that doubled the
+                // cost of each query.
                 let pool = SqlitePoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.connect_timeout)
                     .connect_with(options)
@@ -165,7 +169,12 @@ impl Store {
                 let options = PgConnectOptions::from_str(url.expose())
                     .map_err(connect_err)?
                     .application_name("gatehouse");
+                // No ping before every acquire either: it is a round trip to the server per
+                // query. A connection the server dropped fails its next query instead; the
+                // pool then discards it, and idle connections are closed after 10 minutes
+                // (sqlx's default idle timeout) before servers and proxies drop them.
                 let pool = PgPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.connect_timeout)
                     .connect_with(options)

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{with_pool, Store, StoreError, Timestamp};
 
 /// A session row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SessionRecord {
     pub id: Uuid,
     pub user_id: Uuid,

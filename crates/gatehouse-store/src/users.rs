@@ -4,7 +4,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{with_pool, Store, StoreError, Timestamp};
+use std::sync::LazyLock;
+
+use crate::{with_pool, SessionRecord, Store, StoreError, Timestamp};
 
 /// A user row joined with its profile.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -32,6 +34,74 @@ pub struct UserRecord {
     pub failed_sign_ins: i32,
     /// Set at the hard stop; only an admin clears it.
     pub locked_at: Option<Timestamp>,
+}
+
+/// [`SELECT_USER`] with a session's columns, prefixed `s_`, then `join_and_where`, which
+/// joins `sessions s`.
+fn select_user_and_session(join_and_where: &str) -> String {
+    let session_columns = "s.id AS s_id, s.aal AS s_aal, s.amr AS s_amr, \
+        s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
+        s.refreshed_at AS s_refreshed_at, s.not_after AS s_not_after, \
+        s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason";
+    let select = SELECT_USER.replacen(
+        " FROM users u",
+        &format!(", {session_columns} FROM users u"),
+        1,
+    );
+    format!("{select} {join_and_where}")
+}
+
+/// A user row with the session columns of a join, prefixed `s_`.
+#[derive(sqlx::FromRow)]
+struct UserAndSessionRow {
+    #[sqlx(flatten)]
+    user: UserRecord,
+    s_id: Option<Uuid>,
+    s_aal: Option<String>,
+    s_amr: Option<Json<Value>>,
+    s_user_agent: Option<String>,
+    s_ip: Option<String>,
+    s_created_at: Option<Timestamp>,
+    s_refreshed_at: Option<Timestamp>,
+    s_not_after: Option<Timestamp>,
+    s_revoked_at: Option<Timestamp>,
+    s_revoked_reason: Option<String>,
+}
+
+impl UserAndSessionRow {
+    fn split(self) -> (UserRecord, Option<SessionRecord>) {
+        let session = match (
+            self.s_id,
+            self.s_aal,
+            self.s_amr,
+            self.s_created_at,
+            self.s_refreshed_at,
+            self.s_not_after,
+        ) {
+            (
+                Some(id),
+                Some(aal),
+                Some(amr),
+                Some(created_at),
+                Some(refreshed_at),
+                Some(not_after),
+            ) => Some(SessionRecord {
+                id,
+                user_id: self.user.id,
+                aal,
+                amr,
+                user_agent: self.s_user_agent,
+                ip: self.s_ip,
+                created_at,
+                refreshed_at,
+                not_after,
+                revoked_at: self.s_revoked_at,
+                revoked_reason: self.s_revoked_reason,
+            }),
+            _ => None,
+        };
+        (self.user, session)
+    }
 }
 
 /// What sign-up writes: the user row and its profile row.
@@ -100,10 +170,90 @@ impl Store {
         Ok(())
     }
 
+    /// The session with this id and its user, in one round trip (what a refresh checks).
+    pub async fn get_session_and_user(
+        &self,
+        session_id: Uuid,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            select_user_and_session("JOIN sessions s ON s.user_id = u.id WHERE s.id = $1")
+        });
+        let row: Option<UserAndSessionRow> = with_pool!(self, pool => {
+            sqlx::query_as(&SQL).bind(session_id).fetch_optional(pool).await?
+        });
+        Ok(row
+            .map(UserAndSessionRow::split)
+            .and_then(|(user, session)| Some((session?, user))))
+    }
+
+    /// Writes many users and their profiles in one transaction, a few hundred rows per
+    /// statement: for imports and for seeding benchmarks, where one transaction per user
+    /// would dominate. Fails as a whole on the first constraint violation.
+    pub async fn import_users(&self, users: &[NewUser]) -> Result<(), StoreError> {
+        // 10 binds per user row stays far below both drivers' limits on parameters.
+        const ROWS_PER_STATEMENT: usize = 500;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in users.chunks(ROWS_PER_STATEMENT) {
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO users (id, email, username, password_hash, role, app_metadata, \
+                     user_metadata, email_confirmed_at, created_at, updated_at) ",
+                )
+                .push_values(chunk, |mut row, user| {
+                    row.push_bind(user.id)
+                        .push_bind(&user.email)
+                        .push_bind(&user.username)
+                        .push_bind(&user.password_hash)
+                        .push_bind(&user.role)
+                        .push_bind(Json(&user.app_metadata))
+                        .push_bind(Json(&user.user_metadata))
+                        .push_bind(user.email_confirmed_at)
+                        .push_bind(user.created_at)
+                        .push_bind(user.created_at);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
+                sqlx::QueryBuilder::new(
+                    "INSERT INTO profiles (user_id, display_name, created_at, updated_at) ",
+                )
+                .push_values(chunk, |mut row, user| {
+                    row.push_bind(user.id)
+                        .push_bind(&user.display_name)
+                        .push_bind(user.created_at)
+                        .push_bind(user.created_at);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// The user with this id, deleted or not.
     pub async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
-        let sql = format!("{SELECT_USER} WHERE u.id = $1");
-        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("{SELECT_USER} WHERE u.id = $1"));
+        Ok(with_pool!(self, pool => sqlx::query_as(&SQL).bind(id).fetch_optional(pool).await?))
+    }
+
+    /// The user with this id and, if it is theirs, the session with that id: what every
+    /// authenticated request checks, in one round trip. `None` when there is no such user.
+    pub async fn get_user_and_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<Option<(UserRecord, Option<SessionRecord>)>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            select_user_and_session(
+                "LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id WHERE u.id = $1",
+            )
+        });
+        let row: Option<UserAndSessionRow> = with_pool!(self, pool => {
+            sqlx::query_as(&SQL).bind(user_id).bind(session_id).fetch_optional(pool).await?
+        });
+        Ok(row.map(UserAndSessionRow::split))
     }
 
     /// The live (not deleted) user with this email, compared case-insensitively.

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use gatehouse_store::testing::TestDatabase;
-use gatehouse_store::{Backend, ConnectOptions, Store, StoreError};
+use gatehouse_store::{
+    Backend, ConnectOptions, NewRefreshToken, NewSession, NewUser, Store, StoreError, Timestamp,
+};
 
 macro_rules! on_both_backends {
     ($(async fn $name:ident($store:ident: Store) $body:block)*) => {$(
@@ -101,6 +103,22 @@ fn constraint_of(err: StoreError) -> String {
     }
 }
 
+/// A user as an import brings it.
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: uuid::Uuid::now_v7(),
+        email: email.to_owned(),
+        username: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+        role: "user".to_owned(),
+        app_metadata: serde_json::json!({"provider": "email"}),
+        user_metadata: serde_json::json!({}),
+        email_confirmed_at: None,
+        display_name: Some("imported".to_owned()),
+        created_at: time::macros::datetime!(2026-11-21 0:00 UTC).into(),
+    }
+}
+
 /// SQLite reports foreign-key and check failures by message only; Postgres names them.
 fn violation_text(err: &StoreError) -> String {
     match err {
@@ -150,6 +168,51 @@ on_both_backends! {
         let err = execute(&store, &format!("INSERT INTO profiles (user_id, created_at, updated_at) VALUES ($1, {t}, {t})"), uuid::Uuid::new_v4()).await.unwrap_err();
         let text = violation_text(&err);
         assert!(text == "profiles_user_id_fkey" || text.contains("FOREIGN KEY constraint failed"), "{err:?}");
+    }
+
+    async fn an_import_writes_every_user_and_profile_or_none(store: Store) {
+        let users: Vec<NewUser> = (0..1_203).map(|i| new_user(&format!("user{i}@example.com"))).collect();
+        store.import_users(&users).await.unwrap();
+        for user in [&users[0], &users[600], &users[1_202]] {
+            let found = store.find_user_by_email(&user.email).await.unwrap().unwrap();
+            assert_eq!((found.id, found.display_name.as_deref()), (user.id, Some("imported")));
+        }
+        // A taken email in the last chunk rolls back the chunks before it.
+        let mut again: Vec<NewUser> = (0..600).map(|i| new_user(&format!("other{i}@example.com"))).collect();
+        again.push(new_user("USER7@example.com"));
+        let err = store.import_users(&again).await.unwrap_err();
+        assert_eq!(constraint_of(err), "users_email_key");
+        assert!(store.find_user_by_email("other0@example.com").await.unwrap().is_none());
+    }
+
+    async fn a_user_is_read_with_their_own_session_only(store: Store) {
+        let (ada, bob) = (new_user("ada@example.com"), new_user("bob@example.com"));
+        store.import_users(&[ada.clone(), bob.clone()]).await.unwrap();
+        let session = |user: &NewUser| {
+            let now: Timestamp = time::macros::datetime!(2026-11-21 0:00 UTC).into();
+            let id = uuid::Uuid::now_v7();
+            (NewSession { id, user_id: user.id, amr: serde_json::json!([{"method": "password"}]), user_agent: Some("ua".into()), ip: None, created_at: now, not_after: now },
+             NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: id, token_hash: *id.as_bytes().repeat(2).first_chunk::<32>().unwrap(), parent_id: None, created_at: now })
+        };
+        let (ada_session, token) = session(&ada);
+        store.create_session(&ada_session, &token).await.unwrap();
+        let (bob_session, token) = session(&bob);
+        store.create_session(&bob_session, &token).await.unwrap();
+
+        let (user, found) = store.get_user_and_session(ada.id, ada_session.id).await.unwrap().unwrap();
+        assert_eq!(user.email.as_deref(), Some("ada@example.com"));
+        let found = found.unwrap();
+        assert_eq!((found.id, found.user_id, found.user_agent.as_deref()), (ada_session.id, ada.id, Some("ua")));
+        assert_eq!(found.amr.0, serde_json::json!([{"method": "password"}]));
+        assert_eq!(found, store.get_session(ada_session.id).await.unwrap().unwrap());
+        // Bob's session is not Ada's; an unknown user is no one.
+        let (user, found) = store.get_user_and_session(ada.id, bob_session.id).await.unwrap().unwrap();
+        assert_eq!((user.id, found), (ada.id, None));
+        assert!(store.get_user_and_session(uuid::Uuid::now_v7(), ada_session.id).await.unwrap().is_none());
+        // From the session's side: its own user.
+        let (found, user) = store.get_session_and_user(bob_session.id).await.unwrap().unwrap();
+        assert_eq!((found.id, user.id, user.email.as_deref()), (bob_session.id, bob.id, Some("bob@example.com")));
+        assert!(store.get_session_and_user(uuid::Uuid::now_v7()).await.unwrap().is_none());
     }
 
     async fn roles_other_than_user_and_admin_are_refused(store: Store) {
