@@ -706,11 +706,7 @@ mod tests {
         let held = hasher.buffers_held();
         assert!((1..=2).contains(&held), "{held} buffers held");
         tokio::time::sleep(idle * 3).await;
-        assert_eq!(
-            hasher.buffers_held(),
-            0,
-            "idle threads free their buffers"
-        );
+        assert_eq!(hasher.buffers_held(), 0, "idle threads free their buffers");
         assert_eq!(
             hasher.verify(&password, None).await.unwrap(),
             Verification {

@@ -161,7 +161,7 @@ impl Store {
     pub async fn explain_list_users(&self, query: &UserPageQuery) -> Result<String, StoreError> {
         let sql = list_users_sql(query);
         Ok(match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
                 let rows: Vec<(i64, i64, i64, String)> =
                     bind_args!(sqlx::query_as(&text), &sql.args)
@@ -295,8 +295,9 @@ impl Store {
         id: Uuid,
         keep_an_admin: bool,
     ) -> Result<ChangeOutcome, StoreError> {
+        let _writing = self.write_lock().await;
         let changed = match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 // One statement: SQLite takes the write lock before it reads, so the guard
                 // and the write are atomic.
                 bind_args!(sqlx::query(&sql.text), &sql.args)

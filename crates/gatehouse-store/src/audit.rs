@@ -22,6 +22,7 @@ pub struct AuditRecord {
 impl Store {
     /// Appends an event.
     pub async fn insert_audit_event(&self, event: &AuditRecord) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "INSERT INTO audit_log (id, created_at, action, actor_id, target_id, ip, user_agent, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         with_pool!(self, pool => {

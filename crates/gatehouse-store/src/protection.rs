@@ -37,6 +37,7 @@ impl Store {
         lock_after: i32,
         lock_until: Timestamp,
     ) -> Result<FailureRecord, StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "INSERT INTO sign_in_failures (identifier, source, failures, last_failure_at, locked_until) \
              VALUES ($1, $2, 1, $3, NULL) \
              ON CONFLICT (identifier, source) DO UPDATE SET failures = sign_in_failures.failures + 1, \
@@ -54,6 +55,7 @@ impl Store {
         identifier: &str,
         source: &str,
     ) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "DELETE FROM sign_in_failures WHERE identifier = $1 AND source = $2";
         with_pool!(self, pool => sqlx::query(SQL).bind(identifier).bind(source).execute(pool).await?.rows_affected());
         Ok(())
@@ -64,6 +66,7 @@ impl Store {
         &self,
         identifiers: &[String],
     ) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "DELETE FROM sign_in_failures WHERE identifier = $1";
         for identifier in identifiers {
             with_pool!(self, pool => sqlx::query(SQL).bind(identifier).execute(pool).await?.rows_affected());
@@ -79,6 +82,7 @@ impl Store {
         at: Timestamp,
         cap: i32,
     ) -> Result<(i32, bool), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "UPDATE users SET failed_sign_ins = failed_sign_ins + 1, \
              locked_at = CASE WHEN failed_sign_ins + 1 >= $3 AND locked_at IS NULL THEN $2 ELSE locked_at END \
              WHERE id = $1 RETURNING failed_sign_ins, locked_at";
@@ -88,6 +92,7 @@ impl Store {
 
     /// Resets the consecutive failures of a user (a success) and, with `unlock`, the lock.
     pub async fn reset_user_failures(&self, id: Uuid, unlock: bool) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         let sql = if unlock {
             "UPDATE users SET failed_sign_ins = 0, locked_at = NULL WHERE id = $1"
         } else {

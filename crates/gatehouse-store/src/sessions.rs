@@ -78,6 +78,7 @@ impl Store {
         const INSERT_SESSION: &str =
             "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
              refreshed_at, not_after) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+        let _writing = self.write_lock().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(INSERT_SESSION)
@@ -152,6 +153,7 @@ impl Store {
             "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
              WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
         const TOUCH_SESSION: &str = "UPDATE sessions SET refreshed_at = $2 WHERE id = $1";
+        let _writing = self.write_lock().await;
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Write first: on SQLite this takes the write lock before anything is read.
@@ -190,6 +192,7 @@ impl Store {
         const SESSION: &str = "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
              WHERE id = $1 AND revoked_at IS NULL";
         const TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL";
+        let _writing = self.write_lock().await;
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let live = sqlx::query(SESSION).bind(id).bind(at).bind(reason).execute(&mut *tx).await?.rows_affected() == 1;
@@ -214,6 +217,7 @@ impl Store {
              (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL)";
         const SESSIONS: &str = "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
              WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
+        let _writing = self.write_lock().await;
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(TOKENS).bind(user_id).bind(keep).bind(at).execute(&mut *tx).await?;

@@ -145,6 +145,7 @@ impl Store {
         const INSERT_PROFILE: &str =
             "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
              VALUES ($1, $2, $3, $3)";
+        let _writing = self.write_lock().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(INSERT_USER)
@@ -192,6 +193,7 @@ impl Store {
     pub async fn import_users(&self, users: &[NewUser]) -> Result<(), StoreError> {
         // 10 binds per user row stays far below both drivers' limits on parameters.
         const ROWS_PER_STATEMENT: usize = 500;
+        let _writing = self.write_lock().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in users.chunks(ROWS_PER_STATEMENT) {
@@ -282,6 +284,7 @@ impl Store {
         hash: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
         with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(hash).bind(at).execute(pool).await?.rows_affected());
         Ok(())
@@ -289,6 +292,7 @@ impl Store {
 
     /// Notes a successful sign-in.
     pub async fn record_sign_in(&self, id: Uuid, at: Timestamp) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         const SQL: &str = "UPDATE users SET last_sign_in_at = $2 WHERE id = $1";
         with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(at).execute(pool).await?.rows_affected());
         Ok(())
@@ -300,6 +304,7 @@ impl Store {
             "UPDATE profiles SET display_name = $2, avatar_url = $3, updated_at = $4 \
              WHERE user_id = $1";
         const METADATA: &str = "UPDATE users SET user_metadata = $2, updated_at = $3 WHERE id = $1";
+        let _writing = self.write_lock().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(PROFILE)

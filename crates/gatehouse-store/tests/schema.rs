@@ -46,7 +46,7 @@ async fn insert_user(
     let id = uuid::Uuid::new_v4();
     let now = "2026-11-21T00:00:00.000000Z";
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query(SQL)
                 .bind(id)
                 .bind(email)
@@ -73,7 +73,7 @@ async fn insert_user(
 
 async fn execute(store: &Store, sql: &str, id: uuid::Uuid) -> Result<u64, StoreError> {
     Ok(match store {
-        Store::Sqlite(pool) => sqlx::query(sql)
+        Store::Sqlite(pool, _) => sqlx::query(sql)
             .bind(id)
             .execute(pool)
             .await?
@@ -233,4 +233,38 @@ async fn an_unreachable_postgres_fails_fast_with_the_masked_url() {
     let err = Store::connect(&url, &opts).await.unwrap_err().to_string();
     assert!(err.contains("postgres://app:***@127.0.0.1:1/auth"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// SQLite has one writer at a time; the store queues its write transactions in-process,
+/// so that even with no busy timeout at all, concurrent writers all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sqlite_writers_queue_instead_of_failing_busy() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let options = ConnectOptions {
+        max_connections: 8,
+        sqlite_busy_timeout: std::time::Duration::ZERO,
+        ..ConnectOptions::default()
+    };
+    let store = Store::connect(db.url(), &options).await.unwrap();
+    store.migrate().await.unwrap();
+    let writers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let users: Vec<NewUser> = (0..20)
+                    .map(|j| new_user(&format!("w{i}-{j}@example.com")))
+                    .collect();
+                store.import_users(&users).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    assert!(store
+        .find_user_by_email("w39-19@example.com")
+        .await
+        .unwrap()
+        .is_some());
+    store.close().await;
 }
