@@ -188,14 +188,9 @@ impl Gatehouse {
             return Err(Error::RefreshTokenInvalid);
         }
         let now = self.now();
-        let record = self
+        let (record, session, user) = self
             .store
-            .find_refresh_token(&token_hash(presented))
-            .await?
-            .ok_or(Error::RefreshTokenInvalid)?;
-        let (session, user) = self
-            .store
-            .get_session_and_user(record.session_id)
+            .find_refresh_token_with_session(&token_hash(presented))
             .await?
             .ok_or(Error::RefreshTokenInvalid)?;
         self.check_live_session(&session, &user, now).await?;

@@ -153,6 +153,34 @@ impl Store {
             "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
              WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
         const TOUCH_SESSION: &str = "UPDATE sessions SET refreshed_at = $2 WHERE id = $1";
+        // Postgres: the same three writes as one statement, so one round trip instead of
+        // five (BEGIN, three writes, COMMIT). The UPDATE's row lock is the compare-and-set:
+        // a concurrent rotation of the same token waits, re-reads `rotated_at` and claims
+        // nothing, so nothing is inserted and the session is not touched.
+        const ROTATE_IN_ONE: &str = "WITH claimed AS ( \
+                 UPDATE refresh_tokens SET rotated_at = $5, successor_sealed = $6 \
+                 WHERE id = $7 AND rotated_at IS NULL AND revoked_at IS NULL \
+                 RETURNING session_id), \
+             inserted AS ( \
+                 INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
+                 SELECT $1, $2, $3, $4, $5 FROM claimed RETURNING id), \
+             touched AS ( \
+                 UPDATE sessions SET refreshed_at = $5 \
+                 WHERE id IN (SELECT session_id FROM claimed)) \
+             SELECT count(*) FROM inserted";
+        if let Store::Postgres(pool) = self {
+            let inserted: i64 = sqlx::query_scalar(ROTATE_IN_ONE)
+                .bind(new.id)
+                .bind(new.session_id)
+                .bind(&new.token_hash[..])
+                .bind(new.parent_id)
+                .bind(new.created_at)
+                .bind(successor_sealed)
+                .bind(old_id)
+                .fetch_one(pool)
+                .await?;
+            return Ok(inserted == 1);
+        }
         let _writing = self.write_lock().await;
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use std::sync::LazyLock;
 
-use crate::{with_pool, SessionRecord, Store, StoreError, Timestamp};
+use crate::{with_pool, RefreshTokenRecord, SessionRecord, Store, StoreError, Timestamp};
 
 /// A user row joined with its profile.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,6 +49,19 @@ fn select_user_and_session(join_and_where: &str) -> String {
         1,
     );
     format!("{select} {join_and_where}")
+}
+
+/// A user and session row with a refresh token's columns, prefixed `t_`.
+#[derive(sqlx::FromRow)]
+struct TokenSessionUserRow {
+    #[sqlx(flatten)]
+    rest: UserAndSessionRow,
+    t_id: Uuid,
+    t_parent_id: Option<Uuid>,
+    t_successor_sealed: Option<Vec<u8>>,
+    t_created_at: Timestamp,
+    t_rotated_at: Option<Timestamp>,
+    t_revoked_at: Option<Timestamp>,
 }
 
 /// A user row with the session columns of a join, prefixed `s_`.
@@ -171,20 +184,42 @@ impl Store {
         Ok(())
     }
 
-    /// The session with this id and its user, in one round trip (what a refresh checks).
-    pub async fn get_session_and_user(
+    /// The refresh token with this hash, its session and the session's user, in one round
+    /// trip: everything a refresh reads before it rotates.
+    pub async fn find_refresh_token_with_session(
         &self,
-        session_id: Uuid,
-    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord, UserRecord)>, StoreError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            select_user_and_session("JOIN sessions s ON s.user_id = u.id WHERE s.id = $1")
+            let select = select_user_and_session(
+                "JOIN sessions s ON s.user_id = u.id \
+                 JOIN refresh_tokens t ON t.session_id = s.id WHERE t.token_hash = $1",
+            );
+            select.replacen(
+                " FROM users u",
+                ", t.id AS t_id, t.parent_id AS t_parent_id, \
+                 t.successor_sealed AS t_successor_sealed, t.created_at AS t_created_at, \
+                 t.rotated_at AS t_rotated_at, t.revoked_at AS t_revoked_at FROM users u",
+                1,
+            )
         });
-        let row: Option<UserAndSessionRow> = with_pool!(self, pool => {
-            sqlx::query_as(&SQL).bind(session_id).fetch_optional(pool).await?
+        let row: Option<TokenSessionUserRow> = with_pool!(self, pool => {
+            sqlx::query_as(&SQL).bind(&token_hash[..]).fetch_optional(pool).await?
         });
-        Ok(row
-            .map(UserAndSessionRow::split)
-            .and_then(|(user, session)| Some((session?, user))))
+        Ok(row.and_then(|row| {
+            let (user, session) = row.rest.split();
+            let session = session?;
+            let token = RefreshTokenRecord {
+                id: row.t_id,
+                session_id: session.id,
+                parent_id: row.t_parent_id,
+                successor_sealed: row.t_successor_sealed,
+                created_at: row.t_created_at,
+                rotated_at: row.t_rotated_at,
+                revoked_at: row.t_revoked_at,
+            };
+            Some((token, session, user))
+        }))
     }
 
     /// Writes many users and their profiles in one transaction, a few hundred rows per

@@ -196,8 +196,8 @@ on_both_backends! {
         };
         let (ada_session, token) = session(&ada);
         store.create_session(&ada_session, &token).await.unwrap();
-        let (bob_session, token) = session(&bob);
-        store.create_session(&bob_session, &token).await.unwrap();
+        let (bob_session, bob_token) = session(&bob);
+        store.create_session(&bob_session, &bob_token).await.unwrap();
 
         let (user, found) = store.get_user_and_session(ada.id, ada_session.id).await.unwrap().unwrap();
         assert_eq!(user.email.as_deref(), Some("ada@example.com"));
@@ -209,10 +209,38 @@ on_both_backends! {
         let (user, found) = store.get_user_and_session(ada.id, bob_session.id).await.unwrap().unwrap();
         assert_eq!((user.id, found), (ada.id, None));
         assert!(store.get_user_and_session(uuid::Uuid::now_v7(), ada_session.id).await.unwrap().is_none());
-        // From the session's side: its own user.
-        let (found, user) = store.get_session_and_user(bob_session.id).await.unwrap().unwrap();
+        // From a refresh token's side: its session and that session's user.
+        let (token, found, user) = store.find_refresh_token_with_session(&bob_token.token_hash).await.unwrap().unwrap();
+        assert_eq!((token.id, token.session_id, token.rotated_at), (bob_token.id, bob_session.id, None));
         assert_eq!((found.id, user.id, user.email.as_deref()), (bob_session.id, bob.id, Some("bob@example.com")));
-        assert!(store.get_session_and_user(uuid::Uuid::now_v7()).await.unwrap().is_none());
+        assert!(store.find_refresh_token_with_session(&[7; 32]).await.unwrap().is_none());
+    }
+
+    async fn two_rotations_of_one_refresh_token_claim_it_once(store: Store) {
+        let ada = new_user("ada@example.com");
+        store.import_users(std::slice::from_ref(&ada)).await.unwrap();
+        let t0: Timestamp = time::macros::datetime!(2026-11-21 0:00 UTC).into();
+        let t1: Timestamp = time::macros::datetime!(2026-11-21 0:05 UTC).into();
+        let session = NewSession { id: uuid::Uuid::now_v7(), user_id: ada.id, amr: serde_json::json!([]), user_agent: None, ip: None, created_at: t0, not_after: t1 };
+        let first = NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [1; 32], parent_id: None, created_at: t0 };
+        store.create_session(&session, &first).await.unwrap();
+        let successor = |byte: u8| NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [byte; 32], parent_id: Some(first.id), created_at: t1 };
+        let (a, b) = (successor(2), successor(3));
+        let (won_a, won_b) = tokio::join!(
+            store.rotate_refresh_token(first.id, &a, b"sealed-a"),
+            store.rotate_refresh_token(first.id, &b, b"sealed-b"),
+        );
+        let (won_a, won_b) = (won_a.unwrap(), won_b.unwrap());
+        assert!(won_a ^ won_b, "exactly one rotation claims the token: {won_a} {won_b}");
+        let (winner, loser, sealed) = if won_a { (&a, &b, b"sealed-a") } else { (&b, &a, b"sealed-b") };
+        let (token, found, _) = store.find_refresh_token_with_session(&winner.token_hash).await.unwrap().unwrap();
+        assert_eq!((token.id, token.parent_id), (winner.id, Some(first.id)));
+        assert_eq!(found.refreshed_at, t1, "the session notes the refresh");
+        assert!(store.find_refresh_token_with_session(&loser.token_hash).await.unwrap().is_none(), "the loser inserted nothing");
+        let (old, _, _) = store.find_refresh_token_with_session(&first.token_hash).await.unwrap().unwrap();
+        assert_eq!((old.rotated_at, old.successor_sealed.as_deref()), (Some(t1), Some(&sealed[..])));
+        // Rotated already: a third attempt claims nothing.
+        assert!(!store.rotate_refresh_token(first.id, &successor(4), b"x").await.unwrap());
     }
 
     async fn roles_other_than_user_and_admin_are_refused(store: Store) {
