@@ -1,5 +1,5 @@
 # gatehouse — the two commands of the README are `make run` and `make test`.
-.PHONY: run dev test lint fmt fuzz bench openapi help
+.PHONY: run dev test lint fmt fuzz bench bench-smoke microbench openapi help
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,5 +26,12 @@ openapi: ## regenerate docs/openapi.json after changing a route
 fuzz: ## fuzz every target (FUZZ_SECONDS each, default 20; nightly + cargo-fuzz)
 	fuzz/run.sh
 
-bench: ## benchmarks (criterion micro-benchmarks in the crates; load benchmarks arrive in bench/)
-	cargo bench --workspace --locked
+bench: ## load benchmark on SQLite and Postgres (release build, wrk); prints the table, rewrites bench/RESULTS.md
+	bench/run.py $(BENCH_ARGS)
+
+bench-smoke: ## the load benchmark for a few seconds per scenario (CI): must run without errors
+	bench/run.py --smoke
+
+microbench: ## criterion micro-benchmarks: Argon2id, tokens per algorithm, refresh rotation per store
+	scripts/ensure-services.sh
+	cargo bench --locked -p gatehouse-core --bench core
