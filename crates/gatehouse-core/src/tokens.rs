@@ -281,19 +281,21 @@ mod tests {
         TokenService::new("http://test/auth/v1".into(), Duration::from_secs(5))
     }
 
-    #[test]
-    fn a_cached_token_still_expires_and_still_needs_its_key() {
+    /// A service, the time, an ES256 key "k1" and a token it signed, valid for 60 s.
+    fn es256_token() -> (TokenService, OffsetDateTime, KeySet, String) {
         let service = service();
         let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let keys = KeySet::from_keys(vec![
             LoadedKey::generate(crate::keys::JwtAlg::Es256, "k1").unwrap()
         ]);
-        let token = service
-            .sign_with(
-                keys.signing_key(crate::keys::JwtAlg::Es256, now).unwrap(),
-                &claims(now, 60),
-            )
-            .unwrap();
+        let key = keys.signing_key(crate::keys::JwtAlg::Es256, now).unwrap();
+        let token = service.sign_with(key, &claims(now, 60)).unwrap();
+        (service, now, keys, token)
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_still_needs_its_key() {
+        let (service, now, keys, token) = es256_token();
         assert!(service.verify(&token, &keys, now).is_ok());
         assert_eq!(service.verified.len(), 1, "a verified token is cached");
         assert!(
@@ -329,17 +331,7 @@ mod tests {
 
     #[test]
     fn a_forgery_of_a_cached_token_is_verified_and_refused() {
-        let service = service();
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let keys = KeySet::from_keys(vec![
-            LoadedKey::generate(crate::keys::JwtAlg::Es256, "k1").unwrap()
-        ]);
-        let token = service
-            .sign_with(
-                keys.signing_key(crate::keys::JwtAlg::Es256, now).unwrap(),
-                &claims(now, 60),
-            )
-            .unwrap();
+        let (service, now, keys, token) = es256_token();
         assert!(service.verify(&token, &keys, now).is_ok());
         // The same header and signature with other claims (admin), and the same token
         // with its signature's last character changed.
