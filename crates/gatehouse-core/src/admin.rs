@@ -4,7 +4,7 @@
 
 use gatehouse_store::{
     user_sort_key, AuditQuery, AuditRecord, ChangeOutcome, SortKey, Timestamp, UserChange,
-    UserFilter, UserPageQuery, UserRecord, UserSort,
+    UserEffects, UserFilter, UserPageQuery, UserRecord, UserSort,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ impl Actor {
         }
     }
 
-    fn via(self) -> &'static str {
+    pub(crate) fn via(self) -> &'static str {
         match self {
             Self::Admin(_) => "api",
             Self::Operator => "cli",
@@ -189,6 +189,23 @@ pub(crate) fn changes(before: &UserRecord, after: &UserRecord) -> Value {
     json!({ "before": old, "after": new })
 }
 
+/// Checks an admin's patch and turns it into one change, writing nothing.
+pub fn plan_user_patch(patch: &UserPatch, at: Timestamp) -> Result<UserChange, Error> {
+    let email = patch.email.as_deref().map(validate::email).transpose()?;
+    let username = match &patch.username {
+        Some(Some(name)) => Some(Some(validate::username(name)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    Ok(UserChange {
+        is_active: patch.is_active,
+        email,
+        username,
+        email_confirmed_at: patch.email_confirmed.map(|c| c.then_some(at)),
+        ..UserChange::default()
+    })
+}
+
 impl Gatehouse {
     /// Admits only a caller whose role, as the database has it now, is `admin`.
     pub fn require_admin(&self, principal: &Principal) -> Result<Actor, Error> {
@@ -280,16 +297,20 @@ impl Gatehouse {
         }
     }
 
-    async fn apply(
+    /// Writes `change` with its `effects` in one transaction; a guard that refuses it
+    /// (the last admin, a user deleted meanwhile) leaves nothing written.
+    pub(crate) async fn apply(
         &self,
         target: &UserRecord,
         change: &UserChange,
         removes_admin: bool,
+        at: Timestamp,
+        effects: &UserEffects,
     ) -> Result<(), Error> {
         let keep_an_admin = removes_admin && is_active_admin(target);
         match self
             .store
-            .change_user(target.id, change, keep_an_admin, self.now().into())
+            .change_user_with(target.id, change, keep_an_admin, at, effects)
             .await?
         {
             ChangeOutcome::Changed => Ok(()),
@@ -301,7 +322,7 @@ impl Gatehouse {
         }
     }
 
-    fn refuse_self(actor: Actor, target: Uuid, what: &'static str) -> Result<(), Error> {
+    pub(crate) fn refuse_self(actor: Actor, target: Uuid, what: &'static str) -> Result<(), Error> {
         if actor.id() == Some(target) {
             return Err(Error::Conflict {
                 code: "cannot_modify_self",
@@ -332,19 +353,22 @@ impl Gatehouse {
             role: Some(role.to_owned()),
             ..UserChange::default()
         };
-        self.apply(&before, &change, role != "admin").await?;
-        let after = self.get_user(id).await?;
-        let mut details = changes(&before, &after);
+        let at: Timestamp = self.now().into();
+        let mut details = changes(&before, &change.applied_to(&before, at));
         details["via"] = json!(actor.via());
-        self.audit(
-            "admin.user_role_changed",
-            actor.id(),
-            Some(id),
-            meta,
-            details,
-        )
-        .await?;
-        Ok(after)
+        let effects = UserEffects {
+            end_sessions: None,
+            audit: vec![self.audit_record(
+                "admin.user_role_changed",
+                actor.id(),
+                Some(id),
+                meta,
+                details,
+            )],
+        };
+        self.apply(&before, &change, role != "admin", at, &effects)
+            .await?;
+        self.get_user(id).await
     }
 
     /// Changes a user's account. Deactivation ends the user's sessions; an admin cannot
@@ -358,35 +382,27 @@ impl Gatehouse {
     ) -> Result<UserRecord, Error> {
         self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
-        let email = patch.email.as_deref().map(validate::email).transpose()?;
-        let username = match patch.username {
-            Some(Some(name)) => Some(Some(validate::username(&name)?)),
-            other => other,
-        };
+        let at: Timestamp = self.now().into();
+        let change = plan_user_patch(&patch, at)?;
         let deactivates = patch.is_active == Some(false);
         if deactivates {
             Self::refuse_self(actor, id, "admins cannot deactivate themselves")?;
         }
-        let now = self.now();
-        let change = UserChange {
-            is_active: patch.is_active,
-            email,
-            username,
-            email_confirmed_at: patch.email_confirmed.map(|c| c.then(|| now.into())),
-            ..UserChange::default()
-        };
-        self.apply(&before, &change, deactivates).await?;
-        if deactivates {
-            self.store
-                .revoke_user_sessions(id, None, now.into(), "deactivated")
-                .await?;
-        }
-        let after = self.get_user(id).await?;
-        let mut details = changes(&before, &after);
+        let mut details = changes(&before, &change.applied_to(&before, at));
         details["via"] = json!(actor.via());
-        self.audit("admin.user_updated", actor.id(), Some(id), meta, details)
+        let effects = UserEffects {
+            end_sessions: deactivates.then_some("deactivated"),
+            audit: vec![self.audit_record(
+                "admin.user_updated",
+                actor.id(),
+                Some(id),
+                meta,
+                details,
+            )],
+        };
+        self.apply(&before, &change, deactivates, at, &effects)
             .await?;
-        Ok(after)
+        self.get_user(id).await
     }
 
     /// Deletes a user: softly by default (marked deleted, sessions ended, email and
@@ -401,9 +417,24 @@ impl Gatehouse {
         self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
         Self::refuse_self(actor, id, "admins cannot delete themselves")?;
-        let now = self.now();
+        let at: Timestamp = self.now().into();
+        let details = json!({
+            "hard": hard, "via": actor.via(),
+            "before": { "email": before.email, "username": before.username, "role": before.role },
+        });
+        let audit =
+            vec![self.audit_record("admin.user_deleted", actor.id(), Some(id), meta, details)];
         if hard {
-            match self.store.delete_user(id, is_active_admin(&before)).await? {
+            // The cascade takes the sessions with the row.
+            let effects = UserEffects {
+                end_sessions: None,
+                audit,
+            };
+            match self
+                .store
+                .delete_user(id, is_active_admin(&before), &effects)
+                .await?
+            {
                 ChangeOutcome::Changed => {}
                 ChangeOutcome::NotFound => return Err(Error::NotFound),
                 ChangeOutcome::LastAdmin => {
@@ -415,20 +446,15 @@ impl Gatehouse {
             }
         } else {
             let change = UserChange {
-                deleted_at: Some(now.into()),
+                deleted_at: Some(at),
                 ..UserChange::default()
             };
-            self.apply(&before, &change, true).await?;
-            self.store
-                .revoke_user_sessions(id, None, now.into(), "deleted")
-                .await?;
+            let effects = UserEffects {
+                end_sessions: Some("deleted"),
+                audit,
+            };
+            self.apply(&before, &change, true, at, &effects).await?;
         }
-        let details = json!({
-            "hard": hard, "via": actor.via(),
-            "before": { "email": before.email, "username": before.username, "role": before.role },
-        });
-        self.audit("admin.user_deleted", actor.id(), Some(id), meta, details)
-            .await?;
         Ok(())
     }
 

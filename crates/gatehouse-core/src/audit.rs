@@ -32,8 +32,22 @@ impl Gatehouse {
         meta: &RequestMeta,
         details: Value,
     ) -> Result<(), Error> {
+        let event = self.audit_record(action, actor, target, meta, details);
+        self.store.insert_audit_event(&event).await?;
+        Ok(())
+    }
+
+    /// An audit event to write with the change it records, in its transaction.
+    pub(crate) fn audit_record(
+        &self,
+        action: &str,
+        actor: Option<Uuid>,
+        target: Option<Uuid>,
+        meta: &RequestMeta,
+        details: Value,
+    ) -> AuditRecord {
         let now = self.now();
-        let event = AuditRecord {
+        AuditRecord {
             id: crate::new_id(now),
             created_at: now.into(),
             action: action.to_owned(),
@@ -42,8 +56,6 @@ impl Gatehouse {
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
             details: Json(details),
-        };
-        self.store.insert_audit_event(&event).await?;
-        Ok(())
+        }
     }
 }

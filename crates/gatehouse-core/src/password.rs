@@ -275,9 +275,16 @@ fn hash_with(
     .to_string())
 }
 
+/// The most bytes bcrypt reads of a password.
+const BCRYPT_MAX_BYTES: usize = 72;
+
 fn verify_with(memory: &mut Vec<Block>, password: &[u8], stored: &str) -> Verification {
     if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
-        let valid = bcrypt::verify(password, stored).unwrap_or(false);
+        // bcrypt reads only the first 72 bytes: a longer password would match any password
+        // sharing that prefix. Go's bcrypt (Supabase's) refuses to hash one, so no imported
+        // user has such a password; refuse it here too.
+        let valid =
+            password.len() <= BCRYPT_MAX_BYTES && bcrypt::verify(password, stored).unwrap_or(false);
         return Verification {
             valid,
             needs_rehash: true,
@@ -519,6 +526,33 @@ mod tests {
             !hasher.verify(&password, None).await.unwrap().valid,
             "the dummy hash never matches"
         );
+    }
+
+    #[tokio::test]
+    async fn a_password_longer_than_bcrypt_reads_never_matches_a_bcrypt_hash() {
+        let hasher = Hasher::new(HashLimits {
+            concurrency: 1,
+            queue: 4,
+        })
+        .unwrap();
+        let first_72 = format!("{}-Aa1", "x".repeat(68));
+        assert_eq!(first_72.len(), 72);
+        let stored = bcrypt::hash(&first_72, 4).unwrap();
+        assert!(
+            hasher
+                .verify(&SecretString::from(first_72.clone()), Some(&stored))
+                .await
+                .unwrap()
+                .valid,
+            "72 bytes are what bcrypt reads: still verifies"
+        );
+        for tail in ["!", "anything at all after the 72nd byte"] {
+            let longer = SecretString::from(format!("{first_72}{tail}"));
+            assert!(
+                !hasher.verify(&longer, Some(&stored)).await.unwrap().valid,
+                "bcrypt alone would accept {tail:?} appended"
+            );
+        }
     }
 
     #[tokio::test]

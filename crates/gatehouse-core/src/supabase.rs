@@ -6,7 +6,7 @@
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use gatehouse_store::{Store, UserChange, UserRecord};
+use gatehouse_store::{Store, UserChange, UserEffects, UserRecord};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -239,6 +239,24 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
     (total.is_finite() && total < 1e12).then(|| Duration::from_secs_f64(total))
 }
 
+/// The longest ban a duration may set: past it, "for ever" is what is meant, and date
+/// arithmetic would leave the calendar (year 9999) soon after.
+pub const MAX_BAN: Duration = Duration::from_secs(100 * 365 * 24 * 3600 + 25 * 24 * 3600);
+
+/// When a ban of `duration` (a Go duration) from `now` ends: at most [`MAX_BAN`] away.
+pub fn ban_end(now: OffsetDateTime, duration: &str) -> Result<OffsetDateTime, Error> {
+    let duration = parse_go_duration(duration)
+        .ok_or_else(|| Error::invalid("ban_duration", "must be a duration like 24h or none"))?;
+    if duration > MAX_BAN {
+        return Err(Error::invalid(
+            "ban_duration",
+            "must be at most 100 years (876600h)",
+        ));
+    }
+    now.checked_add(time::Duration::try_from(duration).unwrap_or(time::Duration::MAX))
+        .ok_or_else(|| Error::invalid("ban_duration", "ends past the year 9999"))
+}
+
 impl Gatehouse {
     /// A fresh anon or service-role API key.
     pub fn issue_api_key(&self, role: ApiRole) -> Result<String, Error> {
@@ -391,8 +409,10 @@ impl Gatehouse {
         Ok((users, total))
     }
 
-    /// An admin's update through the Supabase admin API. A role in `app_metadata` goes
-    /// through [`Gatehouse::set_role`]; a new password ends every session of the user.
+    /// An admin's update through the Supabase admin API. The whole request is checked
+    /// before anything is written; then the change (a role in `app_metadata` included,
+    /// under the rules of [`Gatehouse::set_role`]), the end of every session when the
+    /// password is set, and the audit events are one transaction.
     pub async fn admin_update(
         &self,
         actor: Actor,
@@ -402,62 +422,37 @@ impl Gatehouse {
     ) -> Result<UserRecord, Error> {
         self.limit_admin(actor).await?;
         let before = self.get_user(id).await?;
-        if let Some(role) = update
-            .app_metadata
-            .as_ref()
-            .and_then(|m| m.get("role"))
-            .and_then(Value::as_str)
-        {
-            if role != before.role {
-                self.set_role(actor, id, role, meta).await?;
-            }
-        }
         let now = self.now();
-        let mut change = UserChange::default();
-        if let Some(email) = &update.email {
-            change.email = Some(validate::email(email)?);
-        }
-        if let Some(confirm) = update.email_confirm {
-            change.email_confirmed_at = Some(confirm.then(|| now.into()));
-        }
-        if let Some(data) = &update.user_metadata {
-            let merged = merge_metadata(&before.user_metadata.0, data);
-            validate::user_metadata(&merged)?;
-            change.user_metadata = Some(merged);
-        }
-        if let Some(app) = &update.app_metadata {
-            validate::metadata("app_metadata", app)?;
-            let mut app = app.clone();
-            if let Some(map) = app.as_object_mut() {
-                map.remove("role");
-            }
-            change.app_metadata = Some(merge_metadata(&before.app_metadata.0, &app));
-        }
-        if let Some(ban) = update.ban_duration.as_deref() {
-            change.banned_until = Some(match ban {
-                "none" => None,
-                other => {
-                    let duration = parse_go_duration(other).ok_or_else(|| {
-                        Error::invalid("ban_duration", "must be a duration like 24h or none")
-                    })?;
-                    Some((now + duration).into())
-                }
-            });
-        }
+        let mut change = plan_admin_update(&before, &update, now)?;
         if let Some(password) = &update.password {
             let email = change.email.as_deref().or(before.email.as_deref());
             self.check_password(password, email, before.username.as_deref())?;
+        }
+        let role_change = change.role.clone().filter(|role| *role != before.role);
+        if role_change.as_deref().is_some_and(|role| role != "admin") {
+            Self::refuse_self(actor, id, "admins cannot demote themselves")?;
+        }
+        if let Some(password) = &update.password {
             change.password_hash = Some(self.inner.hasher.hash(password).await?);
         }
-        self.store
-            .change_user(id, &change, false, now.into())
-            .await?;
-        if change.password_hash.is_some() {
-            self.store
-                .revoke_user_sessions(id, None, now.into(), "password_set_by_admin")
-                .await?;
+        let at = now.into();
+        let after = change.applied_to(&before, at);
+        let mut audit = Vec::new();
+        if role_change.is_some() {
+            let role_only = UserChange {
+                role: change.role.clone(),
+                ..UserChange::default()
+            };
+            let mut details = crate::admin::changes(&before, &role_only.applied_to(&before, at));
+            details["via"] = json!(actor.via());
+            audit.push(self.audit_record(
+                "admin.user_role_changed",
+                actor.id(),
+                Some(id),
+                meta,
+                details,
+            ));
         }
-        let after = self.get_user(id).await?;
         let mut details = crate::admin::changes(&before, &after);
         details["via"] = json!("supabase");
         details["password_changed"] = json!(change.password_hash.is_some());
@@ -466,10 +461,69 @@ impl Gatehouse {
         if let Some(ban) = change.banned_until {
             details["banned_until"] = json!(ban.map(|b| b.to_string()));
         }
-        self.audit("admin.user_updated", actor.id(), Some(id), meta, details)
+        audit.push(self.audit_record("admin.user_updated", actor.id(), Some(id), meta, details));
+        let effects = UserEffects {
+            end_sessions: change
+                .password_hash
+                .is_some()
+                .then_some("password_set_by_admin"),
+            audit,
+        };
+        let removes_admin = role_change.as_deref().is_some_and(|role| role != "admin");
+        self.apply(&before, &change, removes_admin, at, &effects)
             .await?;
-        Ok(after)
+        self.get_user(id).await
     }
+}
+
+/// Checks a whole admin update against the user as it is and turns it into one change,
+/// writing nothing: every field's error comes before the first write. The password is only
+/// carried through (the policy and the hash are the caller's, as they need the hasher).
+pub fn plan_admin_update(
+    before: &UserRecord,
+    update: &AdminUpdate,
+    now: OffsetDateTime,
+) -> Result<UserChange, Error> {
+    let mut change = UserChange::default();
+    if let Some(role) = update
+        .app_metadata
+        .as_ref()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+    {
+        if !crate::admin::ROLES.contains(&role) {
+            return Err(Error::invalid("app_metadata.role", "must be user or admin"));
+        }
+        if role != before.role {
+            change.role = Some(role.to_owned());
+        }
+    }
+    if let Some(email) = &update.email {
+        change.email = Some(validate::email(email)?);
+    }
+    if let Some(confirm) = update.email_confirm {
+        change.email_confirmed_at = Some(confirm.then(|| now.into()));
+    }
+    if let Some(data) = &update.user_metadata {
+        let merged = merge_metadata(&before.user_metadata.0, data);
+        validate::user_metadata(&merged)?;
+        change.user_metadata = Some(merged);
+    }
+    if let Some(app) = &update.app_metadata {
+        validate::metadata("app_metadata", app)?;
+        let mut app = app.clone();
+        if let Some(map) = app.as_object_mut() {
+            map.remove("role");
+        }
+        change.app_metadata = Some(merge_metadata(&before.app_metadata.0, &app));
+    }
+    if let Some(ban) = update.ban_duration.as_deref() {
+        change.banned_until = Some(match ban {
+            "none" => None,
+            other => Some(ban_end(now, other)?.into()),
+        });
+    }
+    Ok(change)
 }
 
 #[cfg(test)]
@@ -488,6 +542,29 @@ mod tests {
         for bad in ["", "24", "h", "1d", "-1h", "1h-", "forever", "none"] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ban_durations_are_bounded_instead_of_overflowing() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(
+            ban_end(now, "24h").unwrap(),
+            now + Duration::from_secs(86_400)
+        );
+        assert!(ban_end(now, "876600h").is_ok(), "100 years is allowed");
+        for huge in ["100000000h", "876700h", "999999999999h", "1e300h"] {
+            let err = ban_end(now, huge).unwrap_err();
+            assert!(
+                matches!(err, Error::Validation { .. }),
+                "{huge}: a validation error, not a panic: {err:?}"
+            );
+        }
+        // Near the end of the calendar a bounded ban still cannot overflow.
+        let late = time::macros::datetime!(9990-01-01 0:00 UTC);
+        assert!(matches!(
+            ban_end(late, "876000h"),
+            Err(Error::Validation { .. })
+        ));
     }
 
     #[test]

@@ -234,14 +234,19 @@ pub async fn update_user(
     Path(id): Path<Uuid>,
     Json(body): Json<UserPatchRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
-    let patch = UserPatch {
+    let patch = user_patch_of(body);
+    let user = state.gatehouse.update_user(actor, id, patch, &meta).await?;
+    Ok(axum::Json(UserResponse { user: user.into() }))
+}
+
+/// The core's view of a patch body.
+pub(crate) fn user_patch_of(body: UserPatchRequest) -> UserPatch {
+    UserPatch {
         is_active: body.is_active,
         email: body.email,
         username: body.username,
         email_confirmed: body.email_confirmed,
-    };
-    let user = state.gatehouse.update_user(actor, id, patch, &meta).await?;
-    Ok(axum::Json(UserResponse { user: user.into() }))
+    }
 }
 
 /// `?hard=true` removes the rows.

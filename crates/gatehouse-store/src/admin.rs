@@ -70,6 +70,56 @@ pub struct UserChange {
     pub deleted_at: Option<Timestamp>,
 }
 
+impl UserChange {
+    /// `user` as it will read once this change is written at `at`: for recording what a
+    /// change does in the same transaction that makes it.
+    pub fn applied_to(&self, user: &UserRecord, at: Timestamp) -> UserRecord {
+        let mut after = user.clone();
+        after.updated_at = at;
+        if let Some(role) = &self.role {
+            after.role.clone_from(role);
+        }
+        if let Some(hash) = &self.password_hash {
+            after.password_hash = Some(hash.clone());
+        }
+        if let Some(meta) = &self.user_metadata {
+            after.user_metadata = sqlx::types::Json(meta.clone());
+        }
+        if let Some(meta) = &self.app_metadata {
+            after.app_metadata = sqlx::types::Json(meta.clone());
+        }
+        if let Some(banned) = self.banned_until {
+            after.banned_until = banned;
+        }
+        if let Some(active) = self.is_active {
+            after.is_active = active;
+        }
+        if let Some(email) = &self.email {
+            after.email = Some(email.clone());
+        }
+        if let Some(username) = &self.username {
+            after.username.clone_from(username);
+        }
+        if let Some(confirmed) = self.email_confirmed_at {
+            after.email_confirmed_at = confirmed;
+        }
+        if let Some(deleted) = self.deleted_at {
+            after.deleted_at = Some(deleted);
+        }
+        after
+    }
+}
+
+/// What a change of a user brings with it, written in the same transaction: all of it or
+/// none of it.
+#[derive(Debug, Clone, Default)]
+pub struct UserEffects {
+    /// End every live session of the user (and their refresh tokens), for this reason.
+    pub end_sessions: Option<&'static str>,
+    /// Audit events to append.
+    pub audit: Vec<AuditRecord>,
+}
+
 /// What came of a guarded change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOutcome {
@@ -218,6 +268,20 @@ impl Store {
         keep_an_admin: bool,
         at: Timestamp,
     ) -> Result<ChangeOutcome, StoreError> {
+        self.change_user_with(id, change, keep_an_admin, at, &UserEffects::default())
+            .await
+    }
+
+    /// [`Store::change_user`] and its effects (ended sessions, audit events) in one
+    /// transaction: when the change is refused, nothing of it is written.
+    pub async fn change_user_with(
+        &self,
+        id: Uuid,
+        change: &UserChange,
+        keep_an_admin: bool,
+        at: Timestamp,
+        effects: &UserEffects,
+    ) -> Result<ChangeOutcome, StoreError> {
         let mut sql = Sql::new("UPDATE users SET ");
         let _ = sql.arg(Arg::Id(id));
         let mut sets = vec![format!("updated_at = {}", sql.arg(Arg::Time(at)))];
@@ -272,7 +336,7 @@ impl Store {
         if keep_an_admin {
             sql.push(&format!(" AND {ANOTHER_ADMIN}"));
         }
-        self.guarded(&sql, id, keep_an_admin).await
+        self.guarded(&sql, id, keep_an_admin, effects, at).await
     }
 
     /// Removes the user `id` and, by cascade, its profile, sessions and refresh tokens.
@@ -280,13 +344,20 @@ impl Store {
         &self,
         id: Uuid,
         keep_an_admin: bool,
+        effects: &UserEffects,
     ) -> Result<ChangeOutcome, StoreError> {
         let mut sql = Sql::new("DELETE FROM users WHERE id = $1");
         let _ = sql.arg(Arg::Id(id));
         if keep_an_admin {
             sql.push(&format!(" AND {ANOTHER_ADMIN}"));
         }
-        self.guarded(&sql, id, keep_an_admin).await
+        let at = effects
+            .audit
+            .first()
+            .map_or(Timestamp::new(time::OffsetDateTime::UNIX_EPOCH), |e| {
+                e.created_at
+            });
+        self.guarded(&sql, id, keep_an_admin, effects, at).await
     }
 
     async fn guarded(
@@ -294,32 +365,44 @@ impl Store {
         sql: &Sql,
         id: Uuid,
         keep_an_admin: bool,
+        effects: &UserEffects,
+        at: Timestamp,
     ) -> Result<ChangeOutcome, StoreError> {
         let _writing = self.write_lock().await;
-        let changed = match self {
-            Store::Sqlite(pool, _) => {
-                // One statement: SQLite takes the write lock before it reads, so the guard
-                // and the write are atomic.
-                bind_args!(sqlx::query(&sql.text), &sql.args)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
+        let postgres = matches!(self, Store::Postgres(_));
+        let changed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres && keep_an_admin {
+                sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
+                    .execute(&mut *tx)
+                    .await?;
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                if keep_an_admin {
-                    sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
+            // The guarded write comes first: on SQLite its statement takes the write lock
+            // before it reads, so the guard and the write are atomic.
+            let n = bind_args!(sqlx::query(&sql.text), &sql.args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                if let Some(reason) = effects.end_sessions {
+                    sqlx::query(crate::sessions::REVOKE_USER_TOKENS)
+                        .bind(id).bind(uuid::Uuid::nil()).bind(at)
+                        .execute(&mut *tx).await?;
+                    sqlx::query(crate::sessions::REVOKE_USER_SESSIONS)
+                        .bind(id).bind(uuid::Uuid::nil()).bind(at).bind(reason)
+                        .execute(&mut *tx).await?;
+                }
+                for event in &effects.audit {
+                    crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_EVENT), event)
                         .execute(&mut *tx)
                         .await?;
                 }
-                let n = bind_args!(sqlx::query(&sql.text), &sql.args)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
                 tx.commit().await?;
-                n
+            } else {
+                tx.rollback().await?;
             }
-        };
+            n
+        });
         if changed == 1 {
             return Ok(ChangeOutcome::Changed);
         }

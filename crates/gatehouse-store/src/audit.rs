@@ -19,24 +19,32 @@ pub struct AuditRecord {
     pub details: Json<Value>,
 }
 
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO audit_log (id, created_at, action, actor_id, target_id, ip, user_agent, details) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Binds an event to [`INSERT_EVENT`], on either database.
+macro_rules! bind_event {
+    ($query:expr, $event:expr) => {
+        $query
+            .bind($event.id)
+            .bind($event.created_at)
+            .bind(&$event.action)
+            .bind($event.actor_id)
+            .bind($event.target_id)
+            .bind(&$event.ip)
+            .bind(&$event.user_agent)
+            .bind(&$event.details)
+    };
+}
+pub(crate) use bind_event;
+
 impl Store {
     /// Appends an event.
     pub async fn insert_audit_event(&self, event: &AuditRecord) -> Result<(), StoreError> {
         let _writing = self.write_lock().await;
-        const SQL: &str = "INSERT INTO audit_log (id, created_at, action, actor_id, target_id, ip, user_agent, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         with_pool!(self, pool => {
-            sqlx::query(SQL)
-                .bind(event.id)
-                .bind(event.created_at)
-                .bind(&event.action)
-                .bind(event.actor_id)
-                .bind(event.target_id)
-                .bind(&event.ip)
-                .bind(&event.user_agent)
-                .bind(&event.details)
-                .execute(pool)
-                .await?;
+            bind_event!(sqlx::query(INSERT_EVENT), event).execute(pool).await?;
         });
         Ok(())
     }

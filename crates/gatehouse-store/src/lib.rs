@@ -18,8 +18,8 @@ mod timestamp;
 mod users;
 
 pub use admin::{
-    user_sort_key, AuditQuery, ChangeOutcome, SortKey, UserChange, UserFilter, UserPageQuery,
-    UserSort,
+    user_sort_key, AuditQuery, ChangeOutcome, SortKey, UserChange, UserEffects, UserFilter,
+    UserPageQuery, UserSort,
 };
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};

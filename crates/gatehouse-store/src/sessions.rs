@@ -58,6 +58,15 @@ pub struct NewRefreshToken {
     pub created_at: Timestamp,
 }
 
+/// Revokes the refresh tokens of every live session of user `$1` but session `$2`, at `$3`.
+pub(crate) const REVOKE_USER_TOKENS: &str =
+    "UPDATE refresh_tokens SET revoked_at = $3 WHERE revoked_at IS NULL AND session_id IN \
+     (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL)";
+/// Ends every live session of user `$1` but session `$2`, at `$3`, for reason `$4`.
+pub(crate) const REVOKE_USER_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+     WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
+
 const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
      VALUES ($1, $2, $3, $4, $5)";
@@ -240,11 +249,8 @@ impl Store {
     ) -> Result<u64, StoreError> {
         // A nil UUID never names a session, so "keep nothing" needs no second query.
         let keep = keep.unwrap_or(Uuid::nil());
-        const TOKENS: &str =
-            "UPDATE refresh_tokens SET revoked_at = $3 WHERE revoked_at IS NULL AND session_id IN \
-             (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL)";
-        const SESSIONS: &str = "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
-             WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
+        const TOKENS: &str = REVOKE_USER_TOKENS;
+        const SESSIONS: &str = REVOKE_USER_SESSIONS;
         let _writing = self.write_lock().await;
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -142,6 +142,10 @@ pub async fn create_user(
             "An email address is required (phone users are not supported)",
         ));
     };
+    // Everything is checked before the account is written: a refused ban leaves no user.
+    if let Some(ban) = body.ban_duration.as_deref().filter(|b| *b != "none") {
+        gatehouse_core::supabase::ban_end(state.gatehouse.now(), ban)?;
+    }
     let role = body
         .app_metadata
         .as_ref()
@@ -212,20 +216,25 @@ pub async fn update_user(
     axum::extract::Path(id): axum::extract::Path<String>,
     GJson(body): GJson<AdminUserBody>,
 ) -> Result<Response, GoTrueError> {
-    let update = AdminUpdate {
-        email: body.email.filter(|e| !e.is_empty()),
-        password: body.password.map(SecretString::from),
-        email_confirm: body.email_confirm,
-        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
-        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
-        ban_duration: body.ban_duration,
-    };
+    let update = admin_update_of(body);
     let user = state
         .gatehouse
         .admin_update(Actor::ServiceKey, path_id(&id)?, update, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
     Ok(axum::Json(user_json(&user)).into_response())
+}
+
+/// The core's view of an update body.
+pub(crate) fn admin_update_of(body: AdminUserBody) -> AdminUpdate {
+    AdminUpdate {
+        email: body.email.filter(|e| !e.is_empty()),
+        password: body.password.map(SecretString::from),
+        email_confirm: body.email_confirm,
+        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
+        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
+        ban_duration: body.ban_duration,
+    }
 }
 
 /// `admin.deleteUser(id, shouldSoftDelete)`.

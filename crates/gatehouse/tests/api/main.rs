@@ -14,6 +14,7 @@ mod hostile;
 mod limits;
 mod ops;
 mod process;
+mod security;
 mod sessions;
 mod shutdown;
 mod supabase;

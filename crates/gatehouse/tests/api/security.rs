@@ -1,0 +1,103 @@
+//! The findings of the security review (issue 11), each reproduced as an attacker would
+//! try it, through the real HTTP server, on both databases.
+
+use gatehouse_core::supabase::ApiRole;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, TestApp, PASSWORD};
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+impl TestApp {
+    /// `PUT /auth/v1/admin/users/{id}` with the service-role key.
+    async fn supabase_admin_put(&self, id: &str, body: Value) -> reqwest::Response {
+        let service = self.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        self.client
+            .put(self.url(&format!("/auth/v1/admin/users/{id}")))
+            .bearer_auth(service)
+            .header("x-supabase-api-version", "2024-01-01")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+on_both_backends! {
+    // Finding 6: the role was written before the email was found invalid.
+    async fn a_bad_field_in_an_admin_update_writes_nothing_of_the_request(app: TestApp) {
+        let id = app.create_account("ada@example.com", "user").await.to_string();
+        let audit_before = app.audit_actions().await.len();
+        let response = app
+            .supabase_admin_put(&id, json!({"app_metadata": {"role": "admin", "tier": "gold"}, "email": "not an email"}))
+            .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(json_of(response).await["code"], "validation_failed");
+        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        assert_eq!(user.role, "user", "the role is untouched");
+        assert!(user.app_metadata.0.get("tier").is_none(), "app_metadata untouched");
+        assert_eq!(app.audit_actions().await.len(), audit_before, "nothing audited");
+
+        // A password the policy refuses, next to a role and a ban: nothing either.
+        let response = app
+            .supabase_admin_put(&id, json!({"app_metadata": {"role": "admin"}, "ban_duration": "24h", "password": "short"}))
+            .await;
+        assert_eq!(response.status(), 422);
+        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        assert_eq!((user.role.as_str(), user.banned_until), ("user", None));
+
+        // The good request still does all of it, in one go.
+        let response = app
+            .supabase_admin_put(&id, json!({"app_metadata": {"role": "admin"}, "email": "ada@example.org"}))
+            .await;
+        assert_eq!(response.status(), 200);
+        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        assert_eq!((user.role.as_str(), user.email.as_deref()), ("admin", Some("ada@example.org")));
+        let actions = app.audit_actions().await;
+        assert_eq!(&actions[actions.len() - 2..], ["admin.user_role_changed", "admin.user_updated"]);
+    }
+
+    // Finding 6, the app API: a refused deactivation (the last admin) ends no session.
+    async fn a_refused_admin_change_ends_no_session_and_audits_nothing(app: TestApp) {
+        let (admin_id, admin) = app.admin("root@example.com").await;
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let audit_before = app.audit_actions().await.len();
+        // The service key may deactivate anyone but the last active admin.
+        let response = app.client.put(app.url(&format!("/auth/v1/admin/users/{admin_id}")))
+            .bearer_auth(&service).json(&json!({"app_metadata": {"role": "user"}, "password": "a-New-Secret-93"})).send().await.unwrap();
+        assert_eq!(response.status(), 409);
+        assert_eq!(app.me(&admin.access).await.status(), 200, "the admin's session lives");
+        assert_eq!(app.audit_actions().await.len(), audit_before);
+        let user = app.gatehouse.get_user(admin_id).await.unwrap();
+        assert_eq!(user.role, "admin");
+    }
+
+    // Finding 7: a huge ban overflowed the date arithmetic (a 500 and a panic).
+    async fn a_ban_beyond_a_hundred_years_is_a_validation_error_not_a_panic(app: TestApp) {
+        let id = app.create_account("ada@example.com", "user").await.to_string();
+        for huge in ["100000000h", "876700h", "9999999999999h"] {
+            let response = app.supabase_admin_put(&id, json!({"ban_duration": huge})).await;
+            assert_eq!(response.status(), 400, "{huge}");
+            let body = json_of(response).await;
+            assert_eq!(body["code"], "validation_failed", "{huge}: {body}");
+            assert!(body["message"].as_str().unwrap().contains("ban_duration"));
+        }
+        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        assert_eq!(user.banned_until, None);
+        // createUser checks the ban before it creates anyone.
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let response = app.client.post(app.url("/auth/v1/admin/users")).bearer_auth(&service)
+            .json(&json!({"email": "grace@example.com", "password": PASSWORD, "ban_duration": "100000000h"}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        assert!(app.gatehouse.store().find_user_by_email("grace@example.com").await.unwrap().is_none(),
+            "no user is left behind by a refused createUser");
+        let fine = app.supabase_admin_put(&id, json!({"ban_duration": "876000h"})).await;
+        assert_eq!(fine.status(), 200);
+        assert_error(app.signin("ada@example.com", PASSWORD).await, 401, "user_banned").await;
+        let _ = Method::GET;
+    }
+}
