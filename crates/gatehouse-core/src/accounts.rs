@@ -91,7 +91,7 @@ impl Gatehouse {
 
     /// Creates a user and its profile in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
-        self.limit(Bucket::SignupIp, meta.ip.as_deref()).await?;
+        self.limit(Bucket::SignupIp, meta.source.as_deref()).await?;
         let account = NewAccount {
             email: input.email,
             username: input.username,
@@ -175,13 +175,13 @@ impl Gatehouse {
     /// Checks a password and starts a session. A wrong password and an unknown user are
     /// the same error at the same cost; bcrypt or outdated hashes are upgraded.
     pub async fn sign_in(&self, input: SignIn, meta: &RequestMeta) -> Result<SessionGrant, Error> {
-        self.limit(Bucket::SigninIp, meta.ip.as_deref()).await?;
+        self.limit(Bucket::SigninIp, meta.source.as_deref()).await?;
         let who = match &input.identifier {
             Identifier::Email(e) => format!("email:{}", e.trim().to_lowercase()),
             Identifier::Username(u) => format!("username:{}", u.trim().to_lowercase()),
         };
-        let source = meta.ip.clone().unwrap_or_default();
-        let account_source = meta.ip.as_deref().map(|ip| format!("{who}|{ip}"));
+        let source = meta.source.clone().unwrap_or_default();
+        let account_source = meta.source.as_deref().map(|ip| format!("{who}|{ip}"));
         self.limit(Bucket::SigninAccountIp, account_source.as_deref())
             .await?;
         let typed = match &input.identifier {

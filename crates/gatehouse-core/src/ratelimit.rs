@@ -141,6 +141,9 @@ pub struct RateLimits {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key (separates deployments sharing a Redis).
     pub redis_prefix: String,
+    /// IPv6 clients are one source per network of this prefix length (a /64 is what one
+    /// customer gets), for rate limits and account protection alike.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for RateLimits {
@@ -156,7 +159,27 @@ impl Default for RateLimits {
             admin_write: Rate::per(120, minute),
             redis_url: None,
             redis_prefix: "gatehouse".to_owned(),
+            ipv6_prefix: 64,
         }
+    }
+}
+
+/// The key a client address is limited and counted by: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 address as its IPv4 address); an IPv6 address as its network of
+/// `ipv6_prefix` bits, so one subscriber's /64 is one source however many addresses it
+/// takes from it.
+pub fn source_key(ip: std::net::IpAddr, ipv6_prefix: u8) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u32::from(ipv6_prefix.clamp(1, 128));
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+                format!("{network}/{prefix}")
+            }
+        },
     }
 }
 
@@ -311,6 +334,22 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network_and_ipv4_by_address() {
+        let key = |ip: &str, prefix| source_key(ip.parse().unwrap(), prefix);
+        assert_eq!(key("203.0.113.7", 64), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7", 64), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            key("2001:db8:1:2::", 64),
+            "every address of one /64 is one source"
+        );
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+    }
 
     #[test]
     fn rates_parse_from_count_and_period() {

@@ -181,7 +181,7 @@ impl Gatehouse {
         presented: &SecretString,
         meta: &RequestMeta,
     ) -> Result<SessionGrant, Error> {
-        self.limit(crate::ratelimit::Bucket::RefreshIp, meta.ip.as_deref())
+        self.limit(crate::ratelimit::Bucket::RefreshIp, meta.source.as_deref())
             .await?;
         let presented = presented.expose_secret();
         if presented.len() != 43 || b64url_decode(presented).is_none() {

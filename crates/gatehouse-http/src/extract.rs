@@ -181,13 +181,19 @@ impl FromRequestParts<crate::AppState> for ClientMeta {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0.ip());
-        let ip = peer
-            .map(|peer| client_ip(peer, &parts.headers, &state.config.trusted_proxies).to_string());
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
-        Ok(Self(gatehouse_core::RequestMeta::new(ip, user_agent)))
+        let ipv6_prefix = state.gatehouse.settings().rate_limits.ipv6_prefix;
+        Ok(Self(match peer {
+            Some(peer) => gatehouse_core::RequestMeta::from_client(
+                client_ip(peer, &parts.headers, &state.config.trusted_proxies),
+                ipv6_prefix,
+                user_agent,
+            ),
+            None => gatehouse_core::RequestMeta::new(None, user_agent),
+        }))
     }
 }
 

@@ -258,6 +258,14 @@ pub struct ConfigArgs {
         default_value = "120/1m"
     )]
     rate_limit_admin_write: String,
+    /// IPv6 clients are limited and counted per network of this many bits (1-128).
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_IPV6_PREFIX",
+        global = true,
+        default_value = "64"
+    )]
+    rate_limit_ipv6_prefix: String,
     /// Longest time a request may take.
     #[arg(
         long,
@@ -779,6 +787,13 @@ impl Config {
             )?,
             redis_url: args.redis_url.clone(),
             redis_prefix: "gatehouse".to_owned(),
+            ipv6_prefix: number(
+                "GATEHOUSE_RATE_LIMIT_IPV6_PREFIX",
+                "rate-limit-ipv6-prefix",
+                &args.rate_limit_ipv6_prefix,
+                1u8,
+                128,
+            )?,
         };
         let limits = gatehouse_http::security::Limits {
             max_url_bytes: number(
@@ -1024,6 +1039,10 @@ impl Config {
             (
                 "GATEHOUSE_RATE_LIMIT_ADMIN_WRITE",
                 self.rate_limits.admin_write.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_IPV6_PREFIX",
+                self.rate_limits.ipv6_prefix.to_string(),
             ),
             (
                 "GATEHOUSE_REQUEST_TIMEOUT",

@@ -211,6 +211,9 @@ pub async fn assert_error(
     body
 }
 
+/// The CSRF cookie's name on a server with secure cookies (every test server).
+pub const CSRF_COOKIE: &str = "csrf_token";
+
 /// A password that passes the default policy.
 pub const PASSWORD: &str = "quartz-Lantern-47";
 

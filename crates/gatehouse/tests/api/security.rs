@@ -1,11 +1,46 @@
 //! The findings of the security review (issue 11), each reproduced as an attacker would
 //! try it, through the real HTTP server, on both databases.
 
+use gatehouse_core::ratelimit::{Rate, RateLimits};
+use gatehouse_core::store::Backend;
 use gatehouse_core::supabase::ApiRole;
-use reqwest::Method;
+use gatehouse_core::Settings;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, TestApp, PASSWORD};
+
+/// A server that believes X-Forwarded-For from the loopback peer, so a test can speak from
+/// many addresses.
+async fn behind_proxy(backend: Backend, settings: Settings) -> TestApp {
+    TestApp::spawn_configured(backend, settings, |http| {
+        http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+}
+
+/// Limits loose enough that only account protection answers.
+fn loose() -> RateLimits {
+    RateLimits {
+        enabled: false,
+        ..RateLimits::default()
+    }
+}
+
+impl TestApp {
+    /// `POST /auth/signin` from `ip` (through the trusted proxy), with CSRF.
+    async fn signin_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.client
+            .post(self.url("/auth/signin"))
+            .header("x-forwarded-for", ip)
+            .header("x-csrf-token", &csrf)
+            .header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
 
 async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
@@ -27,6 +62,40 @@ impl TestApp {
 }
 
 on_both_backends! {
+    // Finding 4: every address of one /64 was a fresh source.
+    async fn every_address_of_one_ipv6_64_is_one_source(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let limits = RateLimits {
+            signin_ip: Rate::per(3, std::time::Duration::from_secs(60)),
+            ..RateLimits::default()
+        };
+        let app = behind_proxy(backend, Settings { rate_limits: limits, ..Settings::default() }).await;
+        app.signup("ada@example.com", None).await;
+        for host in 1..=3 {
+            let ip = format!("2001:db8:1:2::{host:x}");
+            assert_eq!(app.signin_from(&ip, "ada@example.com", PASSWORD).await.status(), 200, "{ip}");
+        }
+        let rotated = app.signin_from("2001:db8:1:2:ffff:1234:5678:9abc", "ada@example.com", PASSWORD).await;
+        assert_error(rotated, 429, "rate_limited").await;
+        assert_eq!(
+            app.signin_from("2001:db8:1:3::1", "ada@example.com", PASSWORD).await.status(), 200,
+            "the next /64 is another source"
+        );
+
+        // Account protection counts the /64 as one source too: three failures from three
+        // addresses of it, and the fourth address waits.
+        let app = behind_proxy(backend, Settings { rate_limits: loose(), ..Settings::default() }).await;
+        app.signup("ada@example.com", None).await;
+        for host in 1..=3 {
+            let ip = format!("2001:db8:9:9::{host:x}");
+            assert_eq!(app.signin_from(&ip, "ada@example.com", "wrong-Guess-1!").await.status(), 401);
+        }
+        let waits = app.signin_from("2001:db8:9:9::77", "ada@example.com", PASSWORD).await;
+        assert_error(waits, 429, "rate_limited").await;
+        assert_eq!(app.signin_from("2001:db8:9:a::1", "ada@example.com", PASSWORD).await.status(), 200);
+    }
+
     // Finding 6: the role was written before the email was found invalid.
     async fn a_bad_field_in_an_admin_update_writes_nothing_of_the_request(app: TestApp) {
         let id = app.create_account("ada@example.com", "user").await.to_string();
@@ -98,6 +167,5 @@ on_both_backends! {
         let fine = app.supabase_admin_put(&id, json!({"ban_duration": "876000h"})).await;
         assert_eq!(fine.status(), 200);
         assert_error(app.signin("ada@example.com", PASSWORD).await, 401, "user_banned").await;
-        let _ = Method::GET;
     }
 }
