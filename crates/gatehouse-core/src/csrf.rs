@@ -39,12 +39,12 @@ impl Csrf {
     pub fn check(&self, header: Option<&str>, cookie: Option<&str>) -> Result<(), Error> {
         let (Some(header), Some(cookie)) = (header, cookie) else {
             return Err(Error::CsrfFailed(
-                "the X-CSRF-Token header and the csrf_token cookie are both required",
+                "the X-CSRF-Token header and the CSRF cookie are both required",
             ));
         };
         if !constant_time_eq(header.as_bytes(), cookie.as_bytes()) {
             return Err(Error::CsrfFailed(
-                "the X-CSRF-Token header does not match the csrf_token cookie",
+                "the X-CSRF-Token header does not match the CSRF cookie",
             ));
         }
         let signed = header

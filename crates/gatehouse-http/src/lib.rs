@@ -130,7 +130,7 @@ impl utoipa::Modify for SecuritySchemes {
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRF-Token",
-                "The token of GET /auth/csrf, equal to the csrf_token cookie",
+                "The token of GET /auth/csrf, equal to the __Host-csrf_token cookie (csrf_token under GATEHOUSE_INSECURE_COOKIES)",
             ))),
         );
     }

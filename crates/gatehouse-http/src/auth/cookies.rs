@@ -1,7 +1,7 @@
 //! The cookies of the app API and the checks of the cookie routes: the refresh cookie
-//! (`sb_refresh_token`, HttpOnly, SameSite=Lax, Path=/auth), the CSRF cookie (`csrf_token`,
-//! readable by scripts, SameSite=Strict), the signed double-submit check and the Origin
-//! check.
+//! (`sb_refresh_token`, HttpOnly, SameSite=Lax, Path=/auth), the CSRF cookie
+//! (`__Host-csrf_token`, readable by scripts, SameSite=Strict; `csrf_token` under
+//! `GATEHOUSE_INSECURE_COOKIES`), the signed double-submit check and the Origin check.
 
 use std::time::Duration;
 
@@ -15,8 +15,12 @@ use crate::AppState;
 
 /// The refresh-token cookie.
 pub const REFRESH_COOKIE: &str = "sb_refresh_token";
-/// The CSRF cookie.
-pub const CSRF_COOKIE: &str = "csrf_token";
+/// The CSRF cookie with secure cookies: the `__Host-` prefix makes browsers accept it only
+/// from this host, over https, at `Path=/` and without a `Domain`, so a sibling subdomain
+/// cannot plant one of its choosing.
+pub const CSRF_COOKIE: &str = "__Host-csrf_token";
+/// The CSRF cookie under `GATEHOUSE_INSECURE_COOKIES` (plain http cannot carry `__Host-`).
+pub const CSRF_COOKIE_INSECURE: &str = "csrf_token";
 /// The header that must repeat the CSRF cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -66,9 +70,18 @@ pub fn clear_refresh(headers: &mut HeaderMap, state: &AppState) {
     set(headers, &cookie);
 }
 
+/// The name of the CSRF cookie on this server.
+pub fn csrf_cookie(state: &AppState) -> &'static str {
+    if state.config.insecure_cookies {
+        CSRF_COOKIE_INSECURE
+    } else {
+        CSRF_COOKIE
+    }
+}
+
 /// Sets the CSRF cookie: not HttpOnly (the page's script may read it), Strict.
 pub fn set_csrf(headers: &mut HeaderMap, state: &AppState, token: &str) {
-    let cookie = Cookie::build((CSRF_COOKIE, token.to_owned()))
+    let cookie = Cookie::build((csrf_cookie(state), token.to_owned()))
         .path("/")
         .same_site(SameSite::Strict)
         .secure(!state.config.insecure_cookies)
@@ -78,7 +91,7 @@ pub fn set_csrf(headers: &mut HeaderMap, state: &AppState, token: &str) {
 
 /// The checks every cookie route (sign-in, refresh, logout) makes before anything else:
 /// an `Origin`, when sent, must be ours or an allowed one; `X-CSRF-Token` must equal the
-/// `csrf_token` cookie and carry our signature.
+/// CSRF cookie and carry our signature.
 pub fn check_cookie_route(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or("null");
@@ -95,7 +108,7 @@ pub fn check_cookie_route(headers: &HeaderMap, state: &AppState) -> Result<(), A
         }
     }
     let header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    let cookie = read(headers, CSRF_COOKIE);
+    let cookie = read(headers, csrf_cookie(state));
     state.gatehouse.check_csrf(header, cookie.as_deref())?;
     Ok(())
 }

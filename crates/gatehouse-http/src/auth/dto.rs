@@ -128,7 +128,8 @@ pub struct OkResponse {
     pub ok: bool,
 }
 
-/// A CSRF token, also set as the `csrf_token` cookie.
+/// A CSRF token, also set as the `__Host-csrf_token` cookie (`csrf_token` under
+/// `GATEHOUSE_INSECURE_COOKIES`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"csrfToken": "kq3V...Qe8.fR2c...9Ww"}))]

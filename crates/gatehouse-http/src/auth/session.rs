@@ -25,12 +25,13 @@ pub(crate) fn token_response(state: &AppState, grant: SessionGrant) -> Response 
     (headers, axum::Json(body)).into_response()
 }
 
-/// Issue a CSRF token: the body and the `csrf_token` cookie carry the same value, which the
-/// cookie routes require back in `X-CSRF-Token`.
+/// Issue a CSRF token: the body and the `__Host-csrf_token` cookie (`csrf_token` under
+/// `GATEHOUSE_INSECURE_COOKIES`) carry the same value, which the cookie routes require back
+/// in `X-CSRF-Token`.
 #[utoipa::path(
     get, path = "/auth/csrf", tag = "auth",
-    responses((status = 200, description = "A token; also set as the csrf_token cookie (SameSite=Strict, not HttpOnly)",
-        body = CsrfResponse, headers(("set-cookie" = String, description = "csrf_token=<token>; Path=/; SameSite=Strict; Secure"))))
+    responses((status = 200, description = "A token; also set as the __Host-csrf_token cookie (SameSite=Strict, not HttpOnly; csrf_token without Secure under GATEHOUSE_INSECURE_COOKIES)",
+        body = CsrfResponse, headers(("set-cookie" = String, description = "__Host-csrf_token=<token>; Path=/; SameSite=Strict; Secure"))))
 )]
 pub async fn csrf(State(state): State<AppState>) -> Result<Response, ApiError> {
     let token = state.gatehouse.issue_csrf_token()?;
@@ -44,7 +45,7 @@ pub async fn csrf(State(state): State<AppState>) -> Result<Response, ApiError> {
 /// A wrong password and an unknown user get the same answer.
 #[utoipa::path(
     post, path = "/auth/signin", tag = "auth", request_body = SigninRequest,
-    params(("X-CSRF-Token" = String, Header, description = "The token from GET /auth/csrf, equal to the csrf_token cookie")),
+    params(("X-CSRF-Token" = String, Header, description = "The token from GET /auth/csrf, equal to the __Host-csrf_token cookie")),
     security(("csrf" = [])),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse,
@@ -52,7 +53,7 @@ pub async fn csrf(State(state): State<AppState>) -> Result<Response, ApiError> {
         (status = 401, description = "Wrong credentials, or the account is inactive", body = ErrorBody,
             example = json!({"code": "auth_invalid_credentials", "message": "invalid email, username or password", "details": {}})),
         (status = 403, description = "CSRF token missing or wrong, or a foreign Origin", body = ErrorBody,
-            example = json!({"code": "csrf_failed", "message": "the X-CSRF-Token header and the csrf_token cookie are both required", "details": {}})),
+            example = json!({"code": "csrf_failed", "message": "the X-CSRF-Token header and the CSRF cookie are both required", "details": {}})),
         (status = 422, description = "Malformed body", body = ErrorBody),
         (status = 503, description = "Too many sign-ins in progress", body = ErrorBody),
     )

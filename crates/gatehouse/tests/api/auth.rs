@@ -149,9 +149,9 @@ on_both_backends! {
         let cases: Vec<(Option<&str>, Option<String>)> = vec![
             (None, None),
             (Some(token.as_str()), None),
-            (None, Some(format!("csrf_token={token}"))),
-            (Some(token.as_str()), Some(format!("csrf_token={other}"))),
-            (Some(forged), Some(format!("csrf_token={forged}"))),
+            (None, Some(format!("{}={token}", crate::helpers::CSRF_COOKIE))),
+            (Some(token.as_str()), Some(format!("{}={other}", crate::helpers::CSRF_COOKIE))),
+            (Some(forged), Some(format!("{}={forged}", crate::helpers::CSRF_COOKIE))),
         ];
         for path in ["/auth/signin", "/auth/refresh", "/auth/logout"] {
             for (header, cookie) in &cases {
@@ -178,7 +178,7 @@ on_both_backends! {
             let response = app.client.post(app.url("/auth/signin"))
                 .header("origin", origin)
                 .header("x-csrf-token", &token)
-                .header("cookie", format!("csrf_token={token}"))
+                .header("cookie", format!("{}={token}", crate::helpers::CSRF_COOKIE))
                 .json(&body).send().await.unwrap();
             if allowed {
                 assert_eq!(response.status(), 200, "{origin}");
@@ -190,10 +190,26 @@ on_both_backends! {
 
     async fn the_csrf_cookie_is_strict_and_readable_by_scripts(app: TestApp) {
         let response = app.get("/auth/csrf").await;
-        let cookie = set_cookie(&response, "csrf_token").unwrap();
+        let cookie = set_cookie(&response, crate::helpers::CSRF_COOKIE).unwrap();
         assert!(cookie.contains("SameSite=Strict") && cookie.contains("Secure") && cookie.contains("Path=/"), "{cookie}");
         assert!(!cookie.contains("HttpOnly"), "{cookie}");
+        assert!(!cookie.to_ascii_lowercase().contains("domain="), "__Host- cookies carry no Domain: {cookie}");
         assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+
+    // Security review finding 10: a sibling subdomain could plant `csrf_token`; with secure
+    // cookies only the `__Host-` cookie counts, so a planted unprefixed one is refused.
+    async fn with_secure_cookies_the_csrf_cookie_is_host_prefixed_and_the_bare_name_is_ignored(app: TestApp) {
+        let response = app.get("/auth/csrf").await;
+        assert!(set_cookie(&response, "__Host-csrf_token").is_some());
+        assert!(set_cookie(&response, "csrf_token").is_none(), "no unprefixed cookie is set");
+        app.signup("ada@example.com", None).await;
+        let token = app.csrf().await;
+        let planted = app.client.post(app.url("/auth/signin"))
+            .header("x-csrf-token", &token)
+            .header("cookie", format!("csrf_token={token}"))
+            .json(&json!({"email": "ada@example.com", "password": PASSWORD})).send().await.unwrap();
+        assert_error(planted, 403, "csrf_failed").await;
     }
 
     async fn me_without_or_with_a_bad_token_is_401_with_www_authenticate(app: TestApp) {

@@ -212,7 +212,7 @@ pub async fn assert_error(
 }
 
 /// The CSRF cookie's name on a server with secure cookies (every test server).
-pub const CSRF_COOKIE: &str = "csrf_token";
+pub const CSRF_COOKIE: &str = "__Host-csrf_token";
 
 /// A password that passes the default policy.
 pub const PASSWORD: &str = "quartz-Lantern-47";
@@ -266,7 +266,7 @@ impl TestApp {
     /// A CSRF token from `GET /auth/csrf` (the cookie carries the same value).
     pub async fn csrf(&self) -> String {
         let response = self.get("/auth/csrf").await;
-        let cookie = cookie_value(&response, "csrf_token").expect("csrf cookie");
+        let cookie = cookie_value(&response, CSRF_COOKIE).expect("csrf cookie");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["csrfToken"], cookie.as_str());
         cookie
@@ -280,7 +280,7 @@ impl TestApp {
         body: Option<serde_json::Value>,
     ) -> reqwest::Response {
         let csrf = self.csrf().await;
-        let mut cookies = format!("csrf_token={csrf}");
+        let mut cookies = format!("{CSRF_COOKIE}={csrf}");
         if let Some(refresh) = refresh {
             cookies.push_str(&format!("; sb_refresh_token={refresh}"));
         }

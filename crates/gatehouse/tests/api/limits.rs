@@ -34,7 +34,7 @@ async fn signin_from(app: &TestApp, ip: &str, email: &str, password: &str) -> re
         .post(app.url("/auth/signin"))
         .header("x-forwarded-for", ip)
         .header("x-csrf-token", &csrf)
-        .header("cookie", format!("csrf_token={csrf}"))
+        .header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
         .json(&json!({"email": email, "password": password}))
         .send()
         .await
