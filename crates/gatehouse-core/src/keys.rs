@@ -278,6 +278,7 @@ impl KeyRing {
             loaded_at: Mutex::new(Instant::now()),
             reloading: tokio::sync::Mutex::new(()),
         };
+        ring.seal_plain_keys().await?;
         ring.reload().await?;
         if ring.config.alg != JwtAlg::Hs256
             && ring
@@ -293,6 +294,27 @@ impl KeyRing {
             ring.reload().await?;
         }
         Ok(ring)
+    }
+
+    /// With a key-encryption key, seals private keys stored before it was configured, so
+    /// that none stays readable in the database.
+    async fn seal_plain_keys(&self) -> Result<(), Error> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(());
+        };
+        for record in self.store.list_signing_keys().await? {
+            if !record.private_key_sealed {
+                let sealed = sealer.seal(&record.private_key, record.kid.as_bytes())?;
+                if self
+                    .store
+                    .seal_signing_key(&record.kid, &record.private_key, &sealed)
+                    .await?
+                {
+                    tracing::info!(kid = %record.kid, "sealed a plain signing key under the key-encryption key");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn current_set(&self) -> Result<Arc<KeySet>, Error> {

@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;
+mod secrets;
 mod sessions;
 pub mod supabase;
 pub mod tokens;
@@ -164,12 +165,14 @@ impl Gatehouse {
             now,
         )
         .await?;
-        let csrf_key = store
-            .instance_secret("csrf", &crypto::random_bytes::<32>()?, now.into())
-            .await?;
+        let secrets = Arc::new(secrets::InstanceSecrets::new(
+            store.clone(),
+            settings.key_encryption_key.as_ref(),
+        )?);
+        let csrf_key = secrets.get("csrf", now).await?;
         let tokens = TokenService::new(settings.issuer(), settings.jwt_leeway);
         let hasher = Hasher::new(settings.hash_limits)?;
-        let api_keys = supabase::ApiKeys::load(store.clone(), settings.issuer(), now).await?;
+        let api_keys = supabase::ApiKeys::load(secrets, settings.issuer(), now).await?;
         let limiter = ratelimit::Limiter::new(settings.rate_limits.clone()).await?;
         Ok(Self {
             store,

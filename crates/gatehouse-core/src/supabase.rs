@@ -3,10 +3,10 @@
 //! scoped sign-out, and the admin update with `app_metadata`, `ban_duration` and friends.
 //! The same users, sessions, rules and audit trail as every other surface.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use gatehouse_store::{Store, UserChange, UserEffects, UserRecord};
+use gatehouse_store::{UserChange, UserEffects, UserRecord};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::admin::Actor;
 use crate::audit::RequestMeta;
-use crate::crypto::random_bytes;
+use crate::secrets::InstanceSecrets;
 use crate::sessions::{Principal, SessionGrant};
 use crate::{validate, Error, Gatehouse, SignUp};
 
@@ -56,7 +56,7 @@ struct ApiKeyClaims {
 /// their own, so rotating signing keys never breaks them and rotating them never touches
 /// user tokens.
 pub(crate) struct ApiKeys {
-    store: Store,
+    secrets: Arc<InstanceSecrets>,
     issuer: String,
     secret: RwLock<Vec<u8>>,
     loaded_at: Mutex<Instant>,
@@ -64,15 +64,13 @@ pub(crate) struct ApiKeys {
 
 impl ApiKeys {
     pub(crate) async fn load(
-        store: Store,
+        secrets: Arc<InstanceSecrets>,
         issuer: String,
         now: OffsetDateTime,
     ) -> Result<Self, Error> {
-        let secret = store
-            .instance_secret(API_KEY_SECRET, &random_bytes::<32>()?, now.into())
-            .await?;
+        let secret = secrets.get(API_KEY_SECRET, now).await?;
         Ok(Self {
-            store,
+            secrets,
             issuer,
             secret: RwLock::new(secret),
             loaded_at: Mutex::new(Instant::now()),
@@ -96,10 +94,7 @@ impl ApiKeys {
     }
 
     pub(crate) async fn reload(&self, now: OffsetDateTime) -> Result<(), Error> {
-        let secret = self
-            .store
-            .instance_secret(API_KEY_SECRET, &random_bytes::<32>()?, now.into())
-            .await?;
+        let secret = self.secrets.get(API_KEY_SECRET, now).await?;
         if let Ok(mut current) = self.secret.write() {
             *current = secret;
         }
@@ -107,6 +102,11 @@ impl ApiKeys {
             *at = Instant::now();
         }
         Ok(())
+    }
+
+    /// Replaces the secret: every key issued so far stops working.
+    pub(crate) async fn rotate(&self, now: OffsetDateTime) -> Result<(), Error> {
+        self.secrets.replace(API_KEY_SECRET, now).await
     }
 
     fn issue(&self, role: ApiRole, now: OffsetDateTime) -> Result<String, Error> {
@@ -271,10 +271,7 @@ impl Gatehouse {
     /// Replaces the API-key secret: every anon and service-role key issued so far stops
     /// working (on every instance within 30 seconds).
     pub async fn rotate_api_keys(&self) -> Result<(), Error> {
-        self.store
-            .replace_instance_secret(API_KEY_SECRET, &random_bytes::<32>()?, self.now().into())
-            .await?;
-        Ok(())
+        self.inner.api_keys.rotate(self.now()).await
     }
 
     /// Re-reads the API-key secret now (after a rotation by this process).

@@ -62,34 +62,72 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the deployment-wide secret called `name` (a rotation).
+    /// Replaces the plain private key of `kid` by its sealed form, if it is still that
+    /// plain key. Returns whether this call sealed it.
+    pub async fn seal_signing_key(
+        &self,
+        kid: &str,
+        plain: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE signing_keys SET private_key = $3, private_key_sealed = $4 \
+             WHERE kid = $1 AND private_key = $2 AND private_key_sealed = $5";
+        Ok(
+            with_pool!(self, pool => sqlx::query(SQL).bind(kid).bind(plain).bind(sealed).bind(true).bind(false)
+            .execute(pool).await?.rows_affected() == 1),
+        )
+    }
+
+    /// Replaces the deployment-wide secret called `name` (a rotation); `sealed` says
+    /// whether `secret` is sealed under the key-encryption key.
     pub async fn replace_instance_secret(
         &self,
         name: &str,
         secret: &[u8],
+        sealed: bool,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO instance_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at";
-        with_pool!(self, pool => sqlx::query(SQL).bind(name).bind(secret).bind(at).execute(pool).await?.rows_affected());
+        const SQL: &str = "INSERT INTO instance_secrets (name, secret, sealed, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET secret = excluded.secret, sealed = excluded.sealed, \
+             created_at = excluded.created_at";
+        with_pool!(self, pool => sqlx::query(SQL).bind(name).bind(secret).bind(sealed).bind(at).execute(pool).await?.rows_affected());
         Ok(())
     }
 
-    /// The deployment-wide secret called `name`, created from `candidate` if there is none
-    /// yet. Instances racing to create it all end up with the one that was stored first.
+    /// The deployment-wide secret called `name` and whether it is sealed, created from
+    /// `candidate` if there is none yet. Instances racing to create it all end up with the
+    /// one that was stored first.
     pub async fn instance_secret(
         &self,
         name: &str,
         candidate: &[u8],
+        candidate_sealed: bool,
         at: Timestamp,
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<(Vec<u8>, bool), StoreError> {
         const INSERT: &str =
-            "INSERT INTO instance_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+            "INSERT INTO instance_secrets (name, secret, sealed, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING";
-        const SELECT: &str = "SELECT secret FROM instance_secrets WHERE name = $1";
+        const SELECT: &str = "SELECT secret, sealed FROM instance_secrets WHERE name = $1";
         Ok(with_pool!(self, pool => {
-            sqlx::query(INSERT).bind(name).bind(candidate).bind(at).execute(pool).await?;
-            sqlx::query_scalar(SELECT).bind(name).fetch_one(pool).await?
+            sqlx::query(INSERT).bind(name).bind(candidate).bind(candidate_sealed).bind(at).execute(pool).await?;
+            sqlx::query_as(SELECT).bind(name).fetch_one(pool).await?
         }))
+    }
+
+    /// Replaces the plain secret `name` by its sealed form, if it is still that plain
+    /// secret (another instance may have sealed or rotated it meanwhile). Returns whether
+    /// this call sealed it.
+    pub async fn seal_instance_secret(
+        &self,
+        name: &str,
+        plain: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE instance_secrets SET secret = $3, sealed = $4 \
+             WHERE name = $1 AND secret = $2 AND sealed = $5";
+        Ok(
+            with_pool!(self, pool => sqlx::query(SQL).bind(name).bind(plain).bind(sealed).bind(true).bind(false)
+            .execute(pool).await?.rows_affected() == 1),
+        )
     }
 }

@@ -98,10 +98,39 @@ impl TestApp {
     /// A server with these settings and HTTP configuration.
     pub async fn spawn_configured(
         backend: Backend,
-        mut settings: Settings,
+        settings: Settings,
         http: impl FnOnce(&mut HttpConfig),
     ) -> Self {
         let db = TestDatabase::create(backend).await;
+        Self::try_spawn_over(db, "127.0.0.1:0", settings, http)
+            .await
+            .map_err(|(err, _)| err)
+            .unwrap()
+    }
+
+    /// Stops this server and starts another over the same database with `settings`, as a
+    /// restart with a new configuration does; the error, and the database back, when the
+    /// new one refuses to start.
+    pub async fn restart(
+        mut self,
+        settings: Settings,
+    ) -> Result<Self, (gatehouse_core::Error, TestDatabase)> {
+        self.begin_shutdown();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.gatehouse.store().close().await;
+        // The same address, so the issuer (and every token's `iss`) stays the same.
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        Self::try_spawn_over(self.db, &addr, settings, |_| {}).await
+    }
+
+    async fn try_spawn_over(
+        db: TestDatabase,
+        addr: &str,
+        mut settings: Settings,
+        http: impl FnOnce(&mut HttpConfig),
+    ) -> Result<Self, (gatehouse_core::Error, TestDatabase)> {
         let store = Store::connect(
             db.url(),
             &ConnectOptions {
@@ -112,14 +141,18 @@ impl TestApp {
         .await
         .unwrap();
         store.migrate().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         settings.public_url = base.clone();
         #[allow(clippy::disallowed_methods)]
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-        let gatehouse = Gatehouse::start(store, clock.clone(), settings)
-            .await
-            .unwrap();
+        let gatehouse = match Gatehouse::start(store.clone(), clock.clone(), settings).await {
+            Ok(gatehouse) => gatehouse,
+            Err(err) => {
+                store.close().await;
+                return Err((err, db));
+            }
+        };
         let state = AppState {
             gatehouse: gatehouse.clone(),
             config: Arc::new({
@@ -144,7 +177,7 @@ impl TestApp {
             },
             Duration::from_secs(5),
         ));
-        Self {
+        Ok(Self {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -155,7 +188,7 @@ impl TestApp {
             gatehouse,
             shutdown: Some(tx),
             server: Some(server),
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

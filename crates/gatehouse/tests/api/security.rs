@@ -169,3 +169,101 @@ on_both_backends! {
         assert_error(app.signin("ada@example.com", PASSWORD).await, 401, "user_banned").await;
     }
 }
+
+/// Every row of `instance_secrets`: name, bytes, sealed.
+async fn secret_rows(app: &TestApp) -> Vec<(String, Vec<u8>, bool)> {
+    use gatehouse_core::store::sqlx;
+    const SQL: &str = "SELECT name, secret, sealed FROM instance_secrets ORDER BY name";
+    gatehouse_core::store::with_pool!(app.gatehouse.store(), pool => {
+        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
+    })
+}
+
+/// Whether any 32 bytes of `row` are the HMAC key that signed `data` with `tag`: what a
+/// database reader could do with a plain secret.
+fn signs_with(row: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    row.windows(32)
+        .any(|key| gatehouse_core::crypto::hmac_sha256(key, data)[..] == *tag)
+}
+
+/// A CSRF token's signed part and tag; an API key's signing input and signature.
+fn signed_parts(csrf: &str, api_key: &str) -> [(Vec<u8>, Vec<u8>); 2] {
+    use gatehouse_core::crypto::b64url_decode;
+    let (nonce, tag) = csrf.split_once('.').unwrap();
+    let (input, signature) = api_key.rsplit_once('.').unwrap();
+    [
+        (b64url_decode(nonce).unwrap(), b64url_decode(tag).unwrap()),
+        (input.as_bytes().to_vec(), b64url_decode(signature).unwrap()),
+    ]
+}
+
+fn with_kek(kek: &str) -> Settings {
+    Settings {
+        key_encryption_key: Some(secrecy::SecretString::from(kek.to_owned())),
+        ..Settings::default()
+    }
+}
+
+const KEK: &str = "a key-encryption key of enough length, 0123456789";
+
+on_both_backends! {
+    // Finding 5: with a KEK the CSRF and API-key secrets were still plain bytes, so a read
+    // of the database minted a service_role key.
+    async fn with_a_kek_no_instance_secret_is_stored_in_the_clear(app: TestApp) {
+        let app = app.restart(with_kek(KEK)).await.map_err(|(e, _)| e).unwrap();
+        let csrf = app.csrf().await;
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let rows = secret_rows(&app).await;
+        assert_eq!(rows.len(), 2, "{:?}", rows.iter().map(|r| &r.0).collect::<Vec<_>>());
+        for (name, bytes, sealed) in &rows {
+            assert!(sealed, "{name} is sealed");
+            for (data, tag) in signed_parts(&csrf, &service) {
+                assert!(!signs_with(bytes, &data, &tag), "{name} holds a usable secret");
+            }
+        }
+        // Restarted with the same KEK, what was issued before still checks out.
+        let app = app.restart(with_kek(KEK)).await.map_err(|(e, _)| e).unwrap();
+        let admin_list = app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(&service).send().await.unwrap();
+        assert_eq!(admin_list.status(), 200, "the service key from before the restart");
+        app.signup("ada@example.com", None).await;
+        let signin = app.client.post(app.url("/auth/signin"))
+            .header("x-csrf-token", &csrf)
+            .header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
+            .json(&json!({"email": "ada@example.com", "password": PASSWORD})).send().await.unwrap();
+        assert_eq!(signin.status(), 200, "the CSRF token from before the restart");
+    }
+
+    async fn plain_secrets_are_sealed_at_the_first_start_with_a_kek_and_a_wrong_kek_stops_start_up(app: TestApp) {
+        app.signup("ada@example.com", None).await;
+        let before = app.signin_ok("ada@example.com").await;
+        let csrf = app.csrf().await;
+        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let plain = secret_rows(&app).await;
+        assert!(plain.iter().all(|(_, _, sealed)| !sealed), "no KEK: stored plain");
+        assert!(plain.iter().any(|(_, bytes, _)| {
+            signed_parts(&csrf, &service).iter().any(|(d, t)| signs_with(bytes, d, t))
+        }), "the check above can see a plain secret");
+
+        let app = app.restart(with_kek(KEK)).await.map_err(|(e, _)| e).unwrap();
+        for (name, bytes, sealed) in secret_rows(&app).await {
+            assert!(sealed, "{name} sealed at start-up");
+            for (data, tag) in signed_parts(&csrf, &service) {
+                assert!(!signs_with(&bytes, &data, &tag), "{name}");
+            }
+        }
+        let listed = app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(&service).send().await.unwrap();
+        assert_eq!(listed.status(), 200, "keys issued before sealing still work");
+        let keys = app.gatehouse.store().list_signing_keys().await.unwrap();
+        assert!(!keys.is_empty() && keys.iter().all(|k| k.private_key_sealed), "signing keys made before the KEK are sealed too");
+        assert_eq!(app.me(&before.access).await.status(), 200, "a token signed before sealing verifies");
+        assert_eq!(app.signin("ada@example.com", PASSWORD).await.status(), 200, "the sealed key signs");
+
+        let (err, db) = match app.restart(with_kek("another key-encryption key, 9876543210")).await {
+            Err(refused) => refused,
+            Ok(_) => panic!("a KEK that cannot open the secrets must stop start-up"),
+        };
+        assert!(matches!(err, gatehouse_core::Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("GATEHOUSE_KEY_ENCRYPTION_KEY"), "{err}");
+        drop(db);
+    }
+}
