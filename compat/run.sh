@@ -36,7 +36,7 @@ run_backend() {
   fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   export DATABASE_URL="$db_url" GATEHOUSE_ADDR="127.0.0.1:$port" GATEHOUSE_PUBLIC_URL="http://127.0.0.1:$port" \
-    GATEHOUSE_REFRESH_REUSE_INTERVAL=1s GATEHOUSE_LOG=warn \
+    GATEHOUSE_REFRESH_REUSE_INTERVAL=1s GATEHOUSE_REAUTH_WINDOW=5s GATEHOUSE_LOG=warn \
     GATEHOUSE_RATE_LIMIT_SIGNUP_IP=1000/1m GATEHOUSE_RATE_LIMIT_SIGNIN_IP=1000/1m \
     GATEHOUSE_RATE_LIMIT_SIGNIN_ACCOUNT_IP=100/1m GATEHOUSE_RATE_LIMIT_REFRESH_IP=1000/1m
   keys=$("$bin" keys api-keys --json)
@@ -49,7 +49,7 @@ run_backend() {
     curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  export GATEHOUSE_URL="http://127.0.0.1:$port" ANON_KEY SERVICE_ROLE_KEY REUSE_INTERVAL_MS=1000
+  export GATEHOUSE_URL="http://127.0.0.1:$port" ANON_KEY SERVICE_ROLE_KEY REUSE_INTERVAL_MS=1000 REAUTH_WINDOW_MS=5000
   echo "== compat on $backend: supabase-js"
   local status=0
   (cd compat && node --test --test-concurrency=1 js/) || status=1

@@ -7,6 +7,7 @@ export const url = process.env.GATEHOUSE_URL;
 export const anonKey = process.env.ANON_KEY;
 export const serviceRoleKey = process.env.SERVICE_ROLE_KEY;
 export const graceMs = Number(process.env.REUSE_INTERVAL_MS ?? 1000);
+export const reauthWindowMs = Number(process.env.REAUTH_WINDOW_MS ?? 5000);
 export const PASSWORD = 'quartz-Lantern-47';
 
 if (!url || !anonKey || !serviceRoleKey) {

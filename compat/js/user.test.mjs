@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthApiError, AuthWeakPasswordError } from '@supabase/supabase-js';
-import { client, email, PASSWORD, signedUp, sleep, graceMs, url, anonKey } from './helpers.mjs';
+import { client, email, PASSWORD, signedUp, sleep, graceMs, reauthWindowMs, url, anonKey } from './helpers.mjs';
 
 test('signUp confirms at once, returns a session, and puts data in user_metadata', async () => {
   const { session, user } = await signedUp({ name: 'Ada', plan: 'pro' });
@@ -100,6 +100,25 @@ test('changing the password ends the other sessions', async () => {
   // auth-js turns session_not_found into AuthSessionMissingError and drops the session.
   assert.equal(otherError?.name, 'AuthSessionMissingError', String(otherError));
   assert.equal((await supabase.auth.getUser()).error, null, 'this session stays');
+  const { error: signInError } = await client().auth.signInWithPassword({ email: address, password: 'orbit-Meadow-93!' });
+  assert.equal(signInError, null);
+});
+
+test('after the reauthentication window a new password or email needs current_password', async () => {
+  const { supabase, email: address } = await signedUp();
+  await sleep(reauthWindowMs + 500);
+  // A fresh access token from a refresh is not a fresh sign-in.
+  assert.equal((await supabase.auth.refreshSession()).error, null);
+  for (const attributes of [{ password: 'orbit-Meadow-93!' }, { email: email('moved') }]) {
+    const { error } = await supabase.auth.updateUser(attributes);
+    assert.ok(error instanceof AuthApiError, String(error));
+    assert.equal(error.status, 400);
+    assert.equal(error.code, 'reauthentication_needed');
+  }
+  const { error: wrong } = await supabase.auth.updateUser({ password: 'orbit-Meadow-93!', current_password: 'wrong-Guess-1!' });
+  assert.equal(wrong?.code, 'current_password_mismatch', String(wrong));
+  const { error } = await supabase.auth.updateUser({ password: 'orbit-Meadow-93!', current_password: PASSWORD });
+  assert.equal(error, null);
   const { error: signInError } = await client().auth.signInWithPassword({ email: address, password: 'orbit-Meadow-93!' });
   assert.equal(signInError, null);
 });

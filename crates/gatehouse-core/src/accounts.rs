@@ -405,34 +405,22 @@ impl Gatehouse {
         self.store.get_user(user.id).await?.ok_or(Error::NotFound)
     }
 
-    /// Changes one's password: the current one is required, the new one must pass the
-    /// policy, and every other session ends.
+    /// Changes one's password. It needs a proof that the caller is the account's owner, not
+    /// merely the holder of its access token: the current password, or a session signed in
+    /// within the reauthentication window. The new one must pass the policy, and every
+    /// other session ends.
     pub async fn change_password(
         &self,
         principal: &Principal,
-        current: &SecretString,
+        current: Option<&SecretString>,
         new: &SecretString,
         meta: &RequestMeta,
     ) -> Result<u64, Error> {
         let user = &principal.user;
         self.limit(Bucket::PasswordAccount, Some(&user.id.to_string()))
             .await?;
-        let verification = self
-            .inner
-            .hasher
-            .verify(current, user.password_hash.as_deref())
+        self.require_proof(principal, current, "password", meta)
             .await?;
-        if !verification.valid {
-            self.audit(
-                "user.password_change_failed",
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({}),
-            )
-            .await?;
-            return Err(Error::CurrentPasswordInvalid);
-        }
         self.check_password(new, user.email.as_deref(), user.username.as_deref())?;
         let hash = self.inner.hasher.hash(new).await?;
         let now = self.now();
@@ -440,6 +428,56 @@ impl Gatehouse {
             .update_password_hash(user.id, &hash, now.into())
             .await?;
         self.after_own_password_change(principal, meta, "app").await
+    }
+
+    /// That the caller of a password or email change is the owner: `current` is their
+    /// password, or — when none is given — their session was signed in within
+    /// `reauth_window`. A stolen access token alone proves neither; a refresh does not
+    /// renew the window. A wrong password is audited.
+    pub(crate) async fn require_proof(
+        &self,
+        principal: &Principal,
+        current: Option<&SecretString>,
+        change: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let user = &principal.user;
+        if let Some(current) = current {
+            let verification = self
+                .inner
+                .hasher
+                .verify(current, user.password_hash.as_deref())
+                .await?;
+            if verification.valid {
+                return Ok(());
+            }
+            self.audit(
+                &format!("user.{change}_change_failed"),
+                Some(user.id),
+                Some(user.id),
+                meta,
+                json!({ "reason": "current password wrong" }),
+            )
+            .await?;
+            return Err(Error::CurrentPasswordInvalid);
+        }
+        let window = self.settings().reauth_window;
+        let fresh = principal
+            .session
+            .authenticated_at
+            .is_some_and(|at| self.now() - at.get() <= window);
+        if fresh {
+            return Ok(());
+        }
+        self.audit(
+            &format!("user.{change}_change_failed"),
+            Some(user.id),
+            Some(user.id),
+            meta,
+            json!({ "reason": "reauthentication needed" }),
+        )
+        .await?;
+        Err(Error::ReauthenticationNeeded)
     }
 
     /// What follows a user changing their own password, on either surface: every other

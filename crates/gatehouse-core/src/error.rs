@@ -24,6 +24,10 @@ pub enum Error {
     /// The current password given to change it is wrong.
     #[error("the current password is not correct")]
     CurrentPasswordInvalid,
+    /// A password or email change came with no proof: no current password, and the
+    /// session's last sign-in is older than the reauthentication window.
+    #[error("this change needs the current password or a recent sign-in")]
+    ReauthenticationNeeded,
     /// No usable access token: missing, malformed, forged, expired, or its session ended.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),

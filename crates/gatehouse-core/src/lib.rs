@@ -59,6 +59,9 @@ pub struct Settings {
     pub refresh_reuse_interval: Duration,
     pub session_idle_timeout: Duration,
     pub session_max_lifetime: Duration,
+    /// How long after signing in a session may change its password or email without the
+    /// current password.
+    pub reauth_window: Duration,
     pub password_policy: PasswordPolicy,
     pub hash_limits: HashLimits,
     pub rate_limits: ratelimit::RateLimits,
@@ -88,6 +91,7 @@ impl Default for Settings {
             refresh_reuse_interval: Duration::from_secs(10),
             session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
             session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            reauth_window: Duration::from_secs(10 * 60),
             password_policy: PasswordPolicy::default(),
             hash_limits: HashLimits::default(),
             rate_limits: ratelimit::RateLimits::default(),

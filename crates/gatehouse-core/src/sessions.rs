@@ -148,6 +148,7 @@ impl Gatehouse {
             id: new_id(now),
             user_id: user.id,
             amr: json!([{ "method": method, "timestamp": now.unix_timestamp() }]),
+            authentication_method: method.to_owned(),
             user_agent: meta.user_agent.clone(),
             ip: meta.ip.clone(),
             created_at: now.into(),

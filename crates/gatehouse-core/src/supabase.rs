@@ -173,7 +173,8 @@ pub enum SignOutScope {
 pub struct SelfUpdate {
     pub email: Option<String>,
     pub password: Option<SecretString>,
-    /// When given, must be the current password.
+    /// The current password: one proof a password or email change may bring (a recent
+    /// sign-in is the other).
     pub current_password: Option<SecretString>,
     /// Shallow-merged into `user_metadata`; a `null` value removes the key.
     pub data: Option<Value>,
@@ -330,8 +331,9 @@ impl Gatehouse {
         Ok(ended)
     }
 
-    /// A user's change to their own email, password or metadata. A new password ends every
-    /// other session.
+    /// A user's change to their own email, password or metadata. A new password or email
+    /// needs a proof of ownership (see [`Gatehouse::require_proof`]); a new password ends
+    /// every other session. Everything is checked before the one write.
     pub async fn update_self(
         &self,
         principal: &Principal,
@@ -355,29 +357,30 @@ impl Gatehouse {
             validate::user_metadata(&merged)?;
             change.user_metadata = Some(merged);
         }
-        let mut password_changed = false;
         if let Some(password) = &update.password {
+            let email = change.email.as_deref().or(user.email.as_deref());
+            self.check_password(password, email, user.username.as_deref())?;
+        }
+        if update.password.is_some() || change.email.is_some() {
+            // The limit first, so that current passwords cannot be guessed here faster
+            // than anywhere else.
             self.limit(
                 crate::ratelimit::Bucket::PasswordAccount,
                 Some(&user.id.to_string()),
             )
             .await?;
-            if let Some(current) = &update.current_password {
-                if !self
-                    .inner
-                    .hasher
-                    .verify(current, user.password_hash.as_deref())
-                    .await?
-                    .valid
-                {
-                    return Err(Error::CurrentPasswordInvalid);
-                }
-            }
-            let email = change.email.as_deref().or(user.email.as_deref());
-            self.check_password(password, email, user.username.as_deref())?;
-            change.password_hash = Some(self.inner.hasher.hash(password).await?);
-            password_changed = true;
+            let what = if update.password.is_some() {
+                "password"
+            } else {
+                "email"
+            };
+            self.require_proof(principal, update.current_password.as_ref(), what, meta)
+                .await?;
         }
+        if let Some(password) = &update.password {
+            change.password_hash = Some(self.inner.hasher.hash(password).await?);
+        }
+        let password_changed = change.password_hash.is_some();
         let now = self.now();
         self.store
             .change_user(user.id, &change, false, now.into())

@@ -179,6 +179,11 @@ impl From<gatehouse_core::Error> for ApiError {
                 "current_password_invalid",
                 "the current password is not correct",
             ),
+            E::ReauthenticationNeeded => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "reauthentication_needed",
+                "this change needs the current password, or a sign-in within the reauthentication window",
+            ),
             E::Unauthorized(message) => Self::unauthorized(message),
             E::SessionEnded => Self::unauthorized("the session has ended"),
             E::AccountLocked => Self::new(
@@ -364,6 +369,7 @@ mod tests {
             (E::InvalidCredentials, 401, "auth_invalid_credentials"),
             (E::CurrentPasswordInvalid, 400, "current_password_invalid"),
             (E::Unauthorized("x"), 401, "unauthorized"),
+            (E::ReauthenticationNeeded, 401, "reauthentication_needed"),
             (E::UserInactive, 401, "user_inactive"),
             (E::SessionEnded, 401, "unauthorized"),
             (E::AccountLocked, 403, "account_locked"),

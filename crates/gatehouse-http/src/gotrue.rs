@@ -149,6 +149,11 @@ impl From<Error> for GoTrueError {
                 "current_password_mismatch",
                 "Current password required when setting new password.",
             ),
+            Error::ReauthenticationNeeded => Self::new(
+                S::BAD_REQUEST,
+                "reauthentication_needed",
+                "Password update requires reauthentication",
+            ),
             Error::Unauthorized(_) => Self::new(
                 S::FORBIDDEN,
                 "bad_jwt",

@@ -22,6 +22,11 @@ pub struct SessionRecord {
     pub not_after: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub revoked_reason: Option<String>,
+    /// When the user last proved who they are in this session (sign-in; later a one-time
+    /// code or a reauthentication), not moved by refreshes.
+    pub authenticated_at: Option<Timestamp>,
+    /// How: `password`, ...
+    pub authentication_method: Option<String>,
 }
 
 /// A refresh token row with the state of its session.
@@ -42,6 +47,8 @@ pub struct NewSession {
     pub id: Uuid,
     pub user_id: Uuid,
     pub amr: Value,
+    /// How the user authenticated to start it (`password`); the time is `created_at`.
+    pub authentication_method: String,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: Timestamp,
@@ -72,7 +79,7 @@ const INSERT_TOKEN: &str =
      VALUES ($1, $2, $3, $4, $5)";
 const SELECT_SESSION: &str =
     "SELECT id, user_id, aal, amr, user_agent, ip, created_at, refreshed_at, \
-     not_after, revoked_at, revoked_reason FROM sessions";
+     not_after, revoked_at, revoked_reason, authenticated_at, authentication_method FROM sessions";
 const SELECT_TOKEN: &str =
     "SELECT id, session_id, parent_id, successor_sealed, created_at, rotated_at, \
      revoked_at FROM refresh_tokens";
@@ -86,7 +93,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         const INSERT_SESSION: &str =
             "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
-             refreshed_at, not_after) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+             refreshed_at, not_after, authenticated_at, authentication_method) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8)";
         let _writing = self.write_lock().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -98,6 +106,7 @@ impl Store {
                 .bind(&session.ip)
                 .bind(session.created_at)
                 .bind(session.not_after)
+                .bind(&session.authentication_method)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(INSERT_TOKEN)

@@ -42,7 +42,9 @@ fn select_user_and_session(join_and_where: &str) -> String {
     let session_columns = "s.id AS s_id, s.aal AS s_aal, s.amr AS s_amr, \
         s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
         s.refreshed_at AS s_refreshed_at, s.not_after AS s_not_after, \
-        s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason";
+        s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
+        s.authenticated_at AS s_authenticated_at, \
+        s.authentication_method AS s_authentication_method";
     let select = SELECT_USER.replacen(
         " FROM users u",
         &format!(", {session_columns} FROM users u"),
@@ -79,6 +81,8 @@ struct UserAndSessionRow {
     s_not_after: Option<Timestamp>,
     s_revoked_at: Option<Timestamp>,
     s_revoked_reason: Option<String>,
+    s_authenticated_at: Option<Timestamp>,
+    s_authentication_method: Option<String>,
 }
 
 impl UserAndSessionRow {
@@ -110,6 +114,8 @@ impl UserAndSessionRow {
                 not_after,
                 revoked_at: self.s_revoked_at,
                 revoked_reason: self.s_revoked_reason,
+                authenticated_at: self.s_authenticated_at,
+                authentication_method: self.s_authentication_method,
             }),
             _ => None,
         };

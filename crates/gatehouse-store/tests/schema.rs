@@ -191,7 +191,7 @@ on_both_backends! {
         let session = |user: &NewUser| {
             let now: Timestamp = time::macros::datetime!(2026-11-21 0:00 UTC).into();
             let id = uuid::Uuid::now_v7();
-            (NewSession { id, user_id: user.id, amr: serde_json::json!([{"method": "password"}]), user_agent: Some("ua".into()), ip: None, created_at: now, not_after: now },
+            (NewSession { id, user_id: user.id, amr: serde_json::json!([{"method": "password"}]), authentication_method: "password".into(), user_agent: Some("ua".into()), ip: None, created_at: now, not_after: now },
              NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: id, token_hash: *id.as_bytes().repeat(2).first_chunk::<32>().unwrap(), parent_id: None, created_at: now })
         };
         let (ada_session, token) = session(&ada);
@@ -221,7 +221,7 @@ on_both_backends! {
         store.import_users(std::slice::from_ref(&ada)).await.unwrap();
         let t0: Timestamp = time::macros::datetime!(2026-11-21 0:00 UTC).into();
         let t1: Timestamp = time::macros::datetime!(2026-11-21 0:05 UTC).into();
-        let session = NewSession { id: uuid::Uuid::now_v7(), user_id: ada.id, amr: serde_json::json!([]), user_agent: None, ip: None, created_at: t0, not_after: t1 };
+        let session = NewSession { id: uuid::Uuid::now_v7(), user_id: ada.id, amr: serde_json::json!([]), authentication_method: "password".into(), user_agent: None, ip: None, created_at: t0, not_after: t1 };
         let first = NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [1; 32], parent_id: None, created_at: t0 };
         store.create_session(&session, &first).await.unwrap();
         let successor = |byte: u8| NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [byte; 32], parent_id: Some(first.id), created_at: t1 };

@@ -156,6 +156,15 @@ pub struct ConfigArgs {
         default_value = "30d"
     )]
     session_max_lifetime: String,
+    /// How long after signing in a session may change its password or email without the
+    /// current password (0s: always ask for it).
+    #[arg(
+        long,
+        env = "GATEHOUSE_REAUTH_WINDOW",
+        global = true,
+        default_value = "10m"
+    )]
+    reauth_window: String,
     /// Drop `Secure` from cookies: for local plain http only.
     #[arg(
         long,
@@ -359,6 +368,7 @@ pub struct Config {
     pub refresh_reuse_interval: Duration,
     pub session_idle_timeout: Duration,
     pub session_max_lifetime: Duration,
+    pub reauth_window: Duration,
     pub insecure_cookies: bool,
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
@@ -664,6 +674,13 @@ impl Config {
                 "must not be shorter than GATEHOUSE_SESSION_IDLE_TIMEOUT",
             ));
         }
+        let reauth_window = duration(
+            "GATEHOUSE_REAUTH_WINDOW",
+            "reauth-window",
+            &args.reauth_window,
+            Duration::ZERO,
+            day,
+        )?;
         let insecure_cookies = boolean(
             "GATEHOUSE_INSECURE_COOKIES",
             "insecure-cookies",
@@ -841,6 +858,7 @@ impl Config {
             refresh_reuse_interval,
             session_idle_timeout,
             session_max_lifetime,
+            reauth_window,
             insecure_cookies,
             cors_origins,
             log_format,
@@ -911,6 +929,7 @@ impl Config {
             refresh_reuse_interval: self.refresh_reuse_interval,
             session_idle_timeout: self.session_idle_timeout,
             session_max_lifetime: self.session_max_lifetime,
+            reauth_window: self.reauth_window,
             password_policy: self.password_policy.clone(),
             hash_limits: self.hash_limits,
             rate_limits: self.rate_limits.clone(),
@@ -988,6 +1007,7 @@ impl Config {
                 "GATEHOUSE_SESSION_MAX_LIFETIME",
                 human(self.session_max_lifetime),
             ),
+            ("GATEHOUSE_REAUTH_WINDOW", human(self.reauth_window)),
             (
                 "GATEHOUSE_INSECURE_COOKIES",
                 self.insecure_cookies.to_string(),
@@ -1146,6 +1166,7 @@ mod tests {
                 &["--session-idle-timeout", "60d"],
                 "GATEHOUSE_SESSION_MAX_LIFETIME",
             ),
+            (&["--reauth-window", "2d"], "GATEHOUSE_REAUTH_WINDOW"),
             (
                 &["--insecure-cookies", "maybe"],
                 "GATEHOUSE_INSECURE_COOKIES",

@@ -82,14 +82,17 @@ pub async fn update_me(
     Ok(axum::Json(UserResponse { user: user.into() }))
 }
 
-/// Change the password. The current password is required; every other session ends.
+/// Change the password; every other session ends. It needs a proof that the caller is the
+/// owner and not just the holder of a stolen access token: the current password, or a
+/// sign-in within `GATEHOUSE_REAUTH_WINDOW` (refreshes do not count).
 #[utoipa::path(
     post, path = "/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordRequest,
     responses(
         (status = 200, description = "Changed", body = PasswordResponse, example = json!({"ok": true, "sessionsEnded": 2})),
         (status = 400, description = "The current password is wrong", body = ErrorBody,
             example = json!({"code": "current_password_invalid", "message": "the current password is not correct", "details": {}})),
-        (status = 401, description = "No or invalid token", body = ErrorBody),
+        (status = 401, description = "No or invalid token; or no current password and the sign-in is older than the reauthentication window", body = ErrorBody,
+            example = json!({"code": "reauthentication_needed", "message": "this change needs the current password, or a sign-in within the reauthentication window", "details": {}})),
         (status = 422, description = "The new password is weak", body = ErrorBody),
     )
 )]
@@ -99,11 +102,11 @@ pub async fn change_password(
     ClientMeta(meta): ClientMeta,
     Json(body): Json<PasswordRequest>,
 ) -> Result<axum::Json<PasswordResponse>, ApiError> {
-    let current = SecretString::from(body.current_password);
+    let current = body.current_password.map(SecretString::from);
     let new = SecretString::from(body.new_password);
     let ended = state
         .gatehouse
-        .change_password(&principal, &current, &new, &meta)
+        .change_password(&principal, current.as_ref(), &new, &meta)
         .await?;
     Ok(axum::Json(PasswordResponse {
         ok: true,

@@ -165,7 +165,9 @@ pub struct MePatchRequest {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"currentPassword": "quartz-Lantern-47", "newPassword": "orbit-Meadow-93!"}))]
 pub struct PasswordRequest {
-    pub current_password: String,
+    /// The current password. It may be left out within `GATEHOUSE_REAUTH_WINDOW` (10
+    /// minutes) of signing in; after that it is required (401 `reauthentication_needed`).
+    pub current_password: Option<String>,
     pub new_password: String,
 }
 

@@ -189,11 +189,14 @@ pub struct UpdateUserBody {
 
 /// Update the signed-in user (supabase-js `updateUser`): email (changed at once, as with
 /// no mailer there is nothing to confirm by), password (ends every other session),
-/// metadata.
+/// metadata. A new password or email needs `current_password`, or a sign-in within
+/// `GATEHOUSE_REAUTH_WINDOW` (GoTrue's secure password change, stricter: the email too).
 #[utoipa::path(
     operation_id = "supabase_update_user", put, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
     responses(
         (status = 200, description = "The updated user", content_type = "application/json"),
+        (status = 400, description = "reauthentication_needed (no current_password and an old sign-in), current_password_mismatch, validation_failed", content_type = "application/json",
+            example = json!({"code": "reauthentication_needed", "message": "Password update requires reauthentication"})),
         (status = 401, description = "no_authorization"), (status = 403, description = "bad_jwt"),
         (status = 422, description = "weak_password, email_exists"),
     )

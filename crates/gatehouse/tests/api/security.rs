@@ -267,3 +267,114 @@ on_both_backends! {
         drop(db);
     }
 }
+
+impl TestApp {
+    /// `PUT /auth/v1/user` with `token`.
+    async fn put_user(&self, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .put(self.url("/auth/v1/user"))
+            .bearer_auth(token)
+            .header("x-supabase-api-version", "2024-01-01")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A password-grant session on `/auth/v1`: (access token, refresh token).
+    async fn supabase_session(&self, email: &str) -> (String, String) {
+        let response = self
+            .post_json(
+                "/auth/v1/token?grant_type=password",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let body = json_of(response).await;
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+const NEW_PASSWORD: &str = "orbit-Meadow-93!";
+
+on_both_backends! {
+    // Finding 1: PUT /auth/v1/user changed the password or the email on a bearer token
+    // alone, and the change then ended the owner's other sessions.
+    async fn a_stolen_access_token_cannot_change_the_password_or_the_email(app: TestApp) {
+        app.signup("ada@example.com", None).await;
+        let owner = app.signin_ok("ada@example.com").await;
+        let (stolen, refresh) = app.supabase_session("ada@example.com").await;
+        // Past the reauthentication window; refreshing gives a new token, not a new proof.
+        app.clock.advance(std::time::Duration::from_secs(11 * 60));
+        let refreshed = app.post_json("/auth/v1/token?grant_type=refresh_token", json!({"refresh_token": refresh})).await;
+        let refreshed = json_of(refreshed).await["access_token"].as_str().unwrap().to_owned();
+        // (Five tries: the sixth would meet the password-change limit, 5 per 15 minutes.)
+        let attempts = [
+            (&stolen, json!({"password": NEW_PASSWORD})),
+            (&stolen, json!({"email": "mallory@example.com"})),
+            (&stolen, json!({"email": "mallory@example.com", "password": NEW_PASSWORD, "data": {"x": 1}})),
+            (&refreshed, json!({"password": NEW_PASSWORD})),
+        ];
+        {
+            for (token, body) in attempts {
+                let response = app.put_user(token, body.clone()).await;
+                assert_eq!(response.status(), 400, "{body}");
+                assert_eq!(response.headers()["x-sb-error-code"], "reauthentication_needed");
+                let err = json_of(response).await;
+                assert_eq!(err["code"], "reauthentication_needed", "{err}");
+                assert_eq!(err["message"], "Password update requires reauthentication");
+            }
+        }
+        let wrong = app.put_user(&stolen, json!({"password": NEW_PASSWORD, "current_password": "wrong-Guess-1!"})).await;
+        assert_eq!(wrong.status(), 400);
+        assert_eq!(json_of(wrong).await["code"], "current_password_mismatch");
+        let user = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap();
+        assert!(user.user_metadata.0.get("x").is_none(), "nothing of a refused request is written");
+        assert_eq!(app.me(&owner.access).await.status(), 200, "the owner's session lives");
+        assert_eq!(app.signin("ada@example.com", PASSWORD).await.status(), 200, "the password is unchanged");
+        assert!(app.gatehouse.store().find_user_by_email("mallory@example.com").await.unwrap().is_none());
+        assert!(app.audit_actions().await.contains(&"user.password_change_failed".to_owned()));
+
+        app.clock.advance(std::time::Duration::from_secs(16 * 60));
+        // Metadata alone needs no proof.
+        assert_eq!(app.put_user(&stolen, json!({"data": {"theme": "dark"}})).await.status(), 200);
+        // The current password is a proof at any age.
+        let changed = app.put_user(&stolen, json!({"password": NEW_PASSWORD, "current_password": PASSWORD})).await;
+        assert_eq!(changed.status(), 200);
+        assert_eq!(app.signin("ada@example.com", NEW_PASSWORD).await.status(), 200);
+    }
+
+    async fn a_fresh_sign_in_may_change_the_password_or_email_without_the_current_one(app: TestApp) {
+        app.signup("ada@example.com", None).await;
+        let (token, _) = app.supabase_session("ada@example.com").await;
+        app.clock.advance(std::time::Duration::from_secs(9 * 60));
+        let moved = app.put_user(&token, json!({"email": "ada@example.org"})).await;
+        assert_eq!(moved.status(), 200);
+        assert_eq!(json_of(moved).await["email"], "ada@example.org");
+        let changed = app.put_user(&token, json!({"password": NEW_PASSWORD})).await;
+        assert_eq!(changed.status(), 200);
+        assert_eq!(app.signin("ada@example.org", NEW_PASSWORD).await.status(), 200);
+    }
+
+    async fn the_app_api_asks_for_the_current_password_after_the_window(app: TestApp) {
+        app.signup("ada@example.com", None).await;
+        let session = app.signin_ok("ada@example.com").await;
+        let change = |body: Value| app.authed(reqwest::Method::POST, "/auth/password", &session.access).json(&body).send();
+        app.clock.advance(std::time::Duration::from_secs(11 * 60));
+        assert_error(change(json!({"newPassword": NEW_PASSWORD})).await.unwrap(), 401, "reauthentication_needed").await;
+        assert_error(change(json!({"currentPassword": "wrong-Guess-1!", "newPassword": NEW_PASSWORD})).await.unwrap(), 400, "current_password_invalid").await;
+        assert_eq!(app.signin("ada@example.com", PASSWORD).await.status(), 200, "unchanged");
+        let ok = change(json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD})).await.unwrap();
+        assert_eq!(ok.status(), 200);
+
+        // Within the window of a new sign-in, the current password may be left out.
+        let fresh = TestApp::signed(app.signin("ada@example.com", NEW_PASSWORD).await).await;
+        let ok = app.authed(reqwest::Method::POST, "/auth/password", &fresh.access)
+            .json(&json!({"newPassword": "third-Pass-word-71"})).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(app.signin("ada@example.com", "third-Pass-word-71").await.status(), 200);
+    }
+}
