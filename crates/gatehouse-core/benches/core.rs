@@ -133,6 +133,8 @@ fn refresh(c: &mut Criterion) {
             let signin = SignIn {
                 identifier: Identifier::Email("ada@example.com".into()),
                 password: SecretString::from(PASSWORD),
+                device_cookie: None,
+                remember_device: false,
             };
             let grant = gatehouse.sign_in(signin, &meta).await.unwrap();
             (db, gatehouse, grant.refresh_token)

@@ -1,43 +1,15 @@
 //! Accounts: sign-up, sign-in, the profile, and changing the password.
 
-use std::time::Duration;
-
 use gatehouse_store::{NewUser, ProfileUpdate, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::admin::NewAccount;
 use crate::audit::RequestMeta;
+use crate::protection::Voucher;
 use crate::ratelimit::Bucket;
 use crate::sessions::{Principal, SessionGrant};
 use crate::{new_id, validate, Error, Gatehouse};
-
-/// How failed sign-ins are slowed and stopped.
-#[derive(Debug, Clone)]
-pub struct Protection {
-    /// From this many failures of one identifier from one source, each further attempt
-    /// waits 1 s, then 2, 4, ... up to `max_delay`.
-    pub delay_after: i32,
-    pub max_delay: Duration,
-    /// At this many, the (identifier, source) pair is locked for `lock_for`.
-    pub lock_after: i32,
-    pub lock_for: Duration,
-    /// Consecutive failures of an account, from anywhere, at which it locks until an admin
-    /// unlocks it (NIST SP 800-63B: at most 100).
-    pub hard_cap: i32,
-}
-
-impl Default for Protection {
-    fn default() -> Self {
-        Self {
-            delay_after: 3,
-            max_delay: Duration::from_secs(60),
-            lock_after: 10,
-            lock_for: Duration::from_secs(15 * 60),
-            hard_cap: 100,
-        }
-    }
-}
 
 /// A sign-up request.
 #[derive(Debug)]
@@ -61,6 +33,11 @@ pub enum Identifier {
 pub struct SignIn {
     pub identifier: Identifier,
     pub password: SecretString,
+    /// The device cookie the browser sent (app API), which vouches for the attempt if this
+    /// server gave it to this account's browser.
+    pub device_cookie: Option<SecretString>,
+    /// Whether to hand out a new device cookie on success (surfaces that set cookies).
+    pub remember_device: bool,
 }
 
 /// A change to one's own profile. `None` leaves a field as it is; `Some(None)` clears it.
@@ -173,7 +150,10 @@ impl Gatehouse {
     }
 
     /// Checks a password and starts a session. A wrong password and an unknown user are
-    /// the same error at the same cost; bcrypt or outdated hashes are upgraded.
+    /// the same error at the same cost; bcrypt or outdated hashes are upgraded. An account
+    /// at the hard stop answers `account_locked` — before its password is looked at, alike
+    /// for right and wrong passwords — unless a device cookie or a known source vouches for
+    /// the attempt (see [`crate::protection`]).
     pub async fn sign_in(&self, input: SignIn, meta: &RequestMeta) -> Result<SessionGrant, Error> {
         self.limit(Bucket::SigninIp, meta.source.as_deref()).await?;
         let who = match &input.identifier {
@@ -201,7 +181,6 @@ impl Gatehouse {
             .await?;
             return Err(Error::InvalidCredentials);
         }
-        self.check_failures(&who, &source).await?;
         let (user, method) = match &input.identifier {
             Identifier::Email(email) => {
                 (self.store.find_user_by_email(email.trim()).await?, "email")
@@ -211,6 +190,32 @@ impl Gatehouse {
                 "username",
             ),
         };
+        let voucher = match &user {
+            Some(user) => {
+                self.voucher(user.id, input.device_cookie.as_ref(), meta)
+                    .await?
+            }
+            None => Voucher::Nothing,
+        };
+        let counted_as = voucher.failure_source(&source);
+        self.check_failures(&who, &counted_as).await?;
+        if let Some(locked) = user
+            .as_ref()
+            .filter(|u| u.locked_at.is_some() && !voucher.vouches())
+        {
+            // The same work and the same answer whatever the password: a stopped account
+            // is no oracle for it.
+            self.inner.hasher.verify(&input.password, None).await?;
+            self.audit(
+                "user.signin_failed",
+                None,
+                Some(locked.id),
+                meta,
+                json!({ "by": method, "reason": "locked" }),
+            )
+            .await?;
+            return Err(Error::AccountLocked);
+        }
         let verification = self
             .inner
             .hasher
@@ -221,28 +226,19 @@ impl Gatehouse {
             .await?;
         let known = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verification.valid) else {
-            self.count_failure(&who, &source, known, meta).await?;
-            self.audit(
-                "user.signin_failed",
-                None,
-                None,
-                meta,
-                json!({ "by": method }),
-            )
-            .await?;
+            self.count_failure(&who, &counted_as, known, meta).await?;
+            let details = match known {
+                Some(_) => json!({ "by": method, "reason": "wrong password" }),
+                None => json!({
+                    "by": method,
+                    "reason": "unknown identifier",
+                    "identifier_digest": self.identifier_digest(&who),
+                }),
+            };
+            self.audit("user.signin_failed", None, known, meta, details)
+                .await?;
             return Err(Error::InvalidCredentials);
         };
-        if user.locked_at.is_some() {
-            self.audit(
-                "user.signin_failed",
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({ "by": method, "reason": "locked" }),
-            )
-            .await?;
-            return Err(Error::AccountLocked);
-        }
         if !user.is_active {
             self.audit(
                 "user.signin_failed",
@@ -266,7 +262,7 @@ impl Gatehouse {
             .await?;
             return Err(Error::UserBanned);
         }
-        self.store.clear_sign_in_failures(&who, &source).await?;
+        self.store.clear_sign_in_failures(&who, &counted_as).await?;
         if user.failed_sign_ins != 0 {
             self.store.reset_user_failures(user.id, false).await?;
         }
@@ -277,98 +273,28 @@ impl Gatehouse {
                 .await?;
         }
         self.store.record_sign_in(user.id, now.into()).await?;
+        let device_cookie = self
+            .remember_sign_in(user.id, &voucher, input.remember_device, meta)
+            .await?;
         let mut user = user;
         user.last_sign_in_at = Some(now.into());
         user.failed_sign_ins = 0;
+        let vouched_by = match voucher {
+            Voucher::Device(_) => "device",
+            Voucher::KnownSource => "known_source",
+            Voucher::Nothing => "none",
+        };
         self.audit(
             "user.signin",
             Some(user.id),
             Some(user.id),
             meta,
-            json!({ "by": method }),
+            json!({ "by": method, "vouched_by": vouched_by, "while_locked": user.locked_at.is_some() }),
         )
         .await?;
-        self.start_session(user, "password", meta).await
-    }
-
-    /// Refuses an attempt that comes too soon after failures from the same source: a
-    /// delay that doubles with each failure past the third, and a lock of the pair past the
-    /// tenth. The same for unknown identifiers, so the answer says nothing of existence.
-    async fn check_failures(&self, who: &str, source: &str) -> Result<(), Error> {
-        let Some(failures) = self.store.get_sign_in_failures(who, source).await? else {
-            return Ok(());
-        };
-        let now = self.now();
-        let protection = &self.settings().protection;
-        // Rounded up: a client that waits what it is told is never refused again.
-        let wait = |until: time::OffsetDateTime| Error::RateLimited {
-            retry_after: u64::try_from(((until - now).whole_milliseconds() + 999) / 1000)
-                .unwrap_or(0)
-                .max(1),
-        };
-        if let Some(until) = failures
-            .locked_until
-            .map(gatehouse_store::Timestamp::get)
-            .filter(|u| *u > now)
-        {
-            return Err(wait(until));
-        }
-        if failures.failures >= protection.delay_after {
-            let doublings = u32::try_from(failures.failures - protection.delay_after)
-                .unwrap_or(0)
-                .min(16);
-            let delay = Duration::from_secs(1u64 << doublings).min(protection.max_delay);
-            let ready = failures.last_failure_at.get() + delay;
-            if now < ready {
-                return Err(wait(ready));
-            }
-        }
-        Ok(())
-    }
-
-    async fn count_failure(
-        &self,
-        who: &str,
-        source: &str,
-        user: Option<uuid::Uuid>,
-        meta: &RequestMeta,
-    ) -> Result<(), Error> {
-        let now = self.now();
-        let protection = &self.settings().protection;
-        let record = self
-            .store
-            .record_sign_in_failure(
-                who,
-                source,
-                now.into(),
-                protection.lock_after,
-                (now + protection.lock_for).into(),
-            )
-            .await?;
-        if record.failures == protection.lock_after {
-            let details =
-                json!({ "source": source, "until": (now + protection.lock_for).to_string() });
-            self.audit("user.signin_locked_from_source", None, user, meta, details)
-                .await?;
-        }
-        if let Some(id) = user {
-            let (count, locked) = self
-                .store
-                .count_user_failure(id, now.into(), protection.hard_cap)
-                .await?;
-            if locked {
-                self.audit(
-                    "user.locked",
-                    None,
-                    Some(id),
-                    meta,
-                    json!({ "consecutive_failures": count }),
-                )
-                .await?;
-                tracing::warn!(user_id = %id, "account locked after {count} consecutive failed sign-ins");
-            }
-        }
-        Ok(())
+        let mut grant = self.start_session(user, "password", meta).await?;
+        grant.device_cookie = device_cookie;
+        Ok(grant)
     }
 
     /// Updates one's own profile and user metadata.

@@ -16,6 +16,7 @@ mod error;
 pub mod fuzzing;
 pub mod keys;
 pub mod password;
+mod protection;
 pub mod ratelimit;
 mod secrets;
 mod sessions;
@@ -23,10 +24,11 @@ pub mod supabase;
 pub mod tokens;
 pub mod validate;
 
-pub use accounts::{Identifier, ProfileChange, Protection, SignIn, SignUp};
+pub use accounts::{Identifier, ProfileChange, SignIn, SignUp};
 pub use audit::RequestMeta;
 pub use error::Error;
 pub use gatehouse_store as store;
+pub use protection::Protection;
 pub use sessions::{Principal, SessionGrant};
 
 use std::sync::Arc;
@@ -65,7 +67,7 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     pub hash_limits: HashLimits,
     pub rate_limits: ratelimit::RateLimits,
-    pub protection: accounts::Protection,
+    pub protection: protection::Protection,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,7 +97,7 @@ impl Default for Settings {
             password_policy: PasswordPolicy::default(),
             hash_limits: HashLimits::default(),
             rate_limits: ratelimit::RateLimits::default(),
-            protection: accounts::Protection::default(),
+            protection: protection::Protection::default(),
         }
     }
 }
@@ -113,6 +115,9 @@ struct Inner {
     tokens: TokenService,
     hasher: Hasher,
     csrf: Csrf,
+    devices: protection::DeviceCookies,
+    /// Keys the digests of typed identifiers in the audit trail.
+    identifier_key: [u8; 32],
     api_keys: supabase::ApiKeys,
     limiter: ratelimit::Limiter,
 }
@@ -186,6 +191,8 @@ impl Gatehouse {
                 keys,
                 tokens,
                 hasher,
+                devices: protection::DeviceCookies::new(&csrf_key),
+                identifier_key: crypto::hmac_sha256(&csrf_key, b"gatehouse audit identifiers v1"),
                 csrf: Csrf::new(csrf_key),
                 api_keys,
                 limiter,
@@ -242,6 +249,12 @@ impl Gatehouse {
             }
             None => Ok(()),
         }
+    }
+
+    /// How many password verifications have run in this process (real and dummy alike):
+    /// each sign-in attempt that reaches the password costs exactly one.
+    pub fn password_verifications(&self) -> u64 {
+        self.inner.hasher.verifications()
     }
 
     /// A fresh CSRF token.

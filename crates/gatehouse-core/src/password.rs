@@ -126,6 +126,8 @@ pub struct Hasher {
     held: Arc<AtomicUsize>,
     slots: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// Verifications run so far (real and dummy alike).
+    verifications: Arc<std::sync::atomic::AtomicU64>,
     limits: HashLimits,
 }
 
@@ -351,6 +353,7 @@ impl Hasher {
             held,
             slots: Arc::new(Semaphore::new(concurrency)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            verifications: Arc::default(),
             limits,
         })
     }
@@ -401,6 +404,12 @@ impl Hasher {
             .await?
     }
 
+    /// How many verifications have run: every sign-in path pays exactly one.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Checks `password` against `stored`; with `None` (no such user) against the dummy
     /// hash, at the same cost, and always invalid.
     pub async fn verify(
@@ -416,6 +425,8 @@ impl Hasher {
         let verification = self
             .run(move |_, memory| verify_with(memory, password.expose_secret().as_bytes(), &hash))
             .await?;
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(if real {
             verification
         } else {

@@ -32,6 +32,8 @@ pub struct SessionGrant {
     pub refresh_ttl: Duration,
     pub session_id: Uuid,
     pub user: UserRecord,
+    /// A new device cookie for the browser (app API sign-ins only): for the cookie only.
+    pub device_cookie: Option<SecretString>,
 }
 
 impl std::fmt::Debug for SessionGrant {
@@ -133,6 +135,7 @@ impl Gatehouse {
             refresh_ttl: std_duration(ends - now),
             session_id: session.id,
             user,
+            device_cookie: None,
         }
     }
 

@@ -24,7 +24,7 @@ pub use admin::{
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
 pub use keys::SigningKeyRecord;
-pub use protection::FailureRecord;
+pub use protection::{FailureRecord, Trust, TrustKind};
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenRecord, SessionRecord};
 pub use sqlx;
 pub use sqlx::types::Json;

@@ -102,3 +102,83 @@ impl Store {
         Ok(())
     }
 }
+
+/// What vouches for a sign-in: a browser's device cookie, or a source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustKind {
+    Device,
+    Source,
+}
+
+impl TrustKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Device => "device",
+            Self::Source => "source",
+        }
+    }
+}
+
+/// A device or source that vouched for a successful sign-in of `user`.
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    pub user: Uuid,
+    pub kind: TrustKind,
+    pub key: &'a str,
+    /// The device cookie this one replaces (rotation).
+    pub replaces: Option<&'a str>,
+}
+
+impl Store {
+    /// Whether `key` of `kind` vouched for a sign-in of `user` at or after `since`.
+    pub async fn is_trusted(
+        &self,
+        user: Uuid,
+        kind: TrustKind,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT count(*) FROM sign_in_trust \
+             WHERE user_id = $1 AND kind = $2 AND key = $3 AND last_used_at >= $4";
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar(SQL).bind(user).bind(kind.as_str()).bind(key).bind(since).fetch_one(pool).await?);
+        Ok(n > 0)
+    }
+
+    /// Records a successful sign-in of `user` vouched for by `key` (a new device replacing
+    /// `replaces`, or a source seen again), and forgets what of that kind is older than
+    /// `forget_before` or beyond the `keep` most recent: a bounded list per user.
+    pub async fn trust(
+        &self,
+        trust: &Trust<'_>,
+        at: Timestamp,
+        forget_before: Timestamp,
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        let Trust {
+            user,
+            kind,
+            key,
+            replaces,
+        } = *trust;
+        const DELETE_ONE: &str =
+            "DELETE FROM sign_in_trust WHERE user_id = $1 AND kind = $2 AND key = $3";
+        const UPSERT: &str =
+            "INSERT INTO sign_in_trust (user_id, kind, key, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (user_id, kind, key) DO UPDATE SET last_used_at = excluded.last_used_at";
+        const PRUNE: &str = "DELETE FROM sign_in_trust WHERE user_id = $1 AND kind = $2 AND \
+             (last_used_at < $3 OR key NOT IN (SELECT key FROM sign_in_trust \
+              WHERE user_id = $1 AND kind = $2 ORDER BY last_used_at DESC, key LIMIT $4))";
+        let _writing = self.write_lock().await;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(old) = replaces {
+                sqlx::query(DELETE_ONE).bind(user).bind(kind.as_str()).bind(old).execute(&mut *tx).await?;
+            }
+            sqlx::query(UPSERT).bind(user).bind(kind.as_str()).bind(key).bind(at).execute(&mut *tx).await?;
+            sqlx::query(PRUNE).bind(user).bind(kind.as_str()).bind(forget_before).bind(keep).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

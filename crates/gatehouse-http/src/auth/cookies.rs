@@ -1,7 +1,9 @@
 //! The cookies of the app API and the checks of the cookie routes: the refresh cookie
 //! (`sb_refresh_token`, HttpOnly, SameSite=Lax, Path=/auth), the CSRF cookie
 //! (`__Host-csrf_token`, readable by scripts, SameSite=Strict; `csrf_token` under
-//! `GATEHOUSE_INSECURE_COOKIES`), the signed double-submit check and the Origin check.
+//! `GATEHOUSE_INSECURE_COOKIES`), the device cookie (`__Host-gatehouse_device`, HttpOnly,
+//! SameSite=Strict, a year: it vouches for this browser's sign-ins, see
+//! `gatehouse_core::Protection`), the signed double-submit check and the Origin check.
 
 use std::time::Duration;
 
@@ -21,6 +23,11 @@ pub const REFRESH_COOKIE: &str = "sb_refresh_token";
 pub const CSRF_COOKIE: &str = "__Host-csrf_token";
 /// The CSRF cookie under `GATEHOUSE_INSECURE_COOKIES` (plain http cannot carry `__Host-`).
 pub const CSRF_COOKIE_INSECURE: &str = "csrf_token";
+/// The device cookie with secure cookies: HttpOnly, `__Host-`, SameSite=Strict, a year.
+/// It vouches for this browser's sign-ins when the account has hit the hard stop.
+pub const DEVICE_COOKIE: &str = "__Host-gatehouse_device";
+/// The device cookie under `GATEHOUSE_INSECURE_COOKIES`.
+pub const DEVICE_COOKIE_INSECURE: &str = "gatehouse_device";
 /// The header that must repeat the CSRF cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -77,6 +84,27 @@ pub fn csrf_cookie(state: &AppState) -> &'static str {
     } else {
         CSRF_COOKIE
     }
+}
+
+/// The name of the device cookie on this server.
+pub fn device_cookie(state: &AppState) -> &'static str {
+    if state.config.insecure_cookies {
+        DEVICE_COOKIE_INSECURE
+    } else {
+        DEVICE_COOKIE
+    }
+}
+
+/// Sets the device cookie.
+pub fn set_device(headers: &mut HeaderMap, state: &AppState, token: &SecretString, ttl: Duration) {
+    let cookie = Cookie::build((device_cookie(state), token.expose_secret().to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(!state.config.insecure_cookies)
+        .max_age(max_age(ttl))
+        .build();
+    set(headers, &cookie);
 }
 
 /// Sets the CSRF cookie: not HttpOnly (the page's script may read it), Strict.

@@ -16,6 +16,10 @@ use crate::AppState;
 pub(crate) fn token_response(state: &AppState, grant: SessionGrant) -> Response {
     let mut headers = HeaderMap::new();
     cookies::set_refresh(&mut headers, state, &grant.refresh_token, grant.refresh_ttl);
+    if let Some(device) = &grant.device_cookie {
+        let lifetime = state.gatehouse.settings().protection.device_lifetime;
+        cookies::set_device(&mut headers, state, device, lifetime);
+    }
     let body = TokenResponse {
         access_token: grant.access_token,
         token_type: "bearer",
@@ -42,17 +46,19 @@ pub async fn csrf(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 /// Sign in with an email or a username and a password. Sets the `sb_refresh_token` cookie
 /// (HttpOnly, SameSite=Lax, Path=/auth, Secure) and returns a short-lived access token.
-/// A wrong password and an unknown user get the same answer.
+/// A wrong password and an unknown user get the same answer. Also sets (rotates) the
+/// `__Host-gatehouse_device` cookie: sign-ins that bring it back are not stopped when
+/// the account has hit the hard stop of failed sign-ins.
 #[utoipa::path(
     post, path = "/auth/signin", tag = "auth", request_body = SigninRequest,
     params(("X-CSRF-Token" = String, Header, description = "The token from GET /auth/csrf, equal to the __Host-csrf_token cookie")),
     security(("csrf" = [])),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse,
-            headers(("set-cookie" = String, description = "sb_refresh_token=<opaque>; Path=/auth; HttpOnly; SameSite=Lax; Secure; Max-Age=604800"))),
+            headers(("set-cookie" = String, description = "sb_refresh_token=<opaque>; Path=/auth; HttpOnly; SameSite=Lax; Secure; Max-Age=604800, and __Host-gatehouse_device=<opaque>; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=31536000"))),
         (status = 401, description = "Wrong credentials, or the account is inactive", body = ErrorBody,
             example = json!({"code": "auth_invalid_credentials", "message": "invalid email, username or password", "details": {}})),
-        (status = 403, description = "CSRF token missing or wrong, or a foreign Origin", body = ErrorBody,
+        (status = 403, description = "CSRF token missing or wrong, or a foreign Origin (csrf_failed); the account hit the hard stop and nothing vouches for this attempt (account_locked, alike for right and wrong passwords)", body = ErrorBody,
             example = json!({"code": "csrf_failed", "message": "the X-CSRF-Token header and the CSRF cookie are both required", "details": {}})),
         (status = 422, description = "Malformed body", body = ErrorBody),
         (status = 503, description = "Too many sign-ins in progress", body = ErrorBody),
@@ -79,6 +85,9 @@ pub async fn signin(
     let input = SignIn {
         identifier,
         password: SecretString::from(body.password),
+        device_cookie: cookies::read(&headers, cookies::device_cookie(&state))
+            .map(SecretString::from),
+        remember_device: true,
     };
     let grant = state.gatehouse.sign_in(input, &meta).await?;
     Ok(token_response(&state, grant))

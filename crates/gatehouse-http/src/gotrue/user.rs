@@ -124,6 +124,9 @@ pub async fn token(
             let input = SignIn {
                 identifier: Identifier::Email(email),
                 password: SecretString::from(password),
+                // No cookies here: a known source is what can vouch for these clients.
+                device_cookie: None,
+                remember_device: false,
             };
             let grant = state
                 .gatehouse

@@ -378,3 +378,177 @@ on_both_backends! {
         assert_eq!(app.signin("ada@example.com", "third-Pass-word-71").await.status(), 200);
     }
 }
+
+/// Account protection that reaches the hard stop after 30 failures, with rate limits off.
+fn hard_stop_at_30() -> Settings {
+    Settings {
+        rate_limits: loose(),
+        protection: gatehouse_core::Protection {
+            hard_cap: 30,
+            ..gatehouse_core::Protection::default()
+        },
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    /// An app-API sign-in from `ip`, with `device` as the device cookie if given.
+    async fn signin_with_device(
+        &self,
+        ip: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut cookies = format!("{}={csrf}", crate::helpers::CSRF_COOKIE);
+        if let Some(device) = device {
+            cookies.push_str(&format!("; __Host-gatehouse_device={device}"));
+        }
+        self.client
+            .post(self.url("/auth/signin"))
+            .header("x-forwarded-for", ip)
+            .header("x-csrf-token", &csrf)
+            .header("cookie", cookies)
+            .json(&json!({"email": "ada@example.com", "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `/auth/v1` password grant from `ip`.
+    async fn grant_from(&self, ip: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/v1/token?grant_type=password"))
+            .header("x-forwarded-for", ip)
+            .header("x-supabase-api-version", "2024-01-01")
+            .json(&json!({"email": "ada@example.com", "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A distributed spray: `sources` addresses, ten wrong passwords each, waiting out
+    /// every delay, until each source is locked for the pair.
+    async fn spray(&self, sources: u8) {
+        for i in 0..sources {
+            let ip = format!("203.0.113.{}", i + 1);
+            for _ in 0..10 {
+                let response = self
+                    .signin_from(&ip, "ada@example.com", "wrong-Guess-1!")
+                    .await;
+                assert!(
+                    matches!(response.status().as_u16(), 401 | 403),
+                    "{}",
+                    response.status()
+                );
+                self.clock.advance(std::time::Duration::from_secs(61));
+            }
+        }
+    }
+}
+
+fn device_of(response: &reqwest::Response) -> String {
+    crate::helpers::cookie_value(response, "__Host-gatehouse_device").expect("a device cookie")
+}
+
+on_both_backends! {
+    // Finding 2: 34 sources × 3 wrong passwords locked any account, and its owner with it.
+    async fn a_distributed_spray_stops_its_sources_but_not_the_owner(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = behind_proxy(backend, hard_stop_at_30()).await;
+        app.signup("ada@example.com", None).await;
+        // The owner signs in at home (a known source from now on) with a browser that keeps
+        // its device cookie.
+        let home = app.signin_with_device("198.51.100.1", PASSWORD, None).await;
+        assert_eq!(home.status(), 200);
+        let device = device_of(&home);
+        let set = crate::helpers::set_cookie(&home, "__Host-gatehouse_device").unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict") && set.contains("Path=/"), "{set}");
+
+        app.spray(3).await;
+        let user = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap();
+        assert!(user.locked_at.is_some(), "30 failures reached the hard stop");
+        // The attacker's sources are locked for this account; a fresh one is stopped too,
+        // even with the right password.
+        // (The last one sprayed is still within its 15-minute lock.)
+        assert_error(app.signin_from("203.0.113.3", "ada@example.com", PASSWORD).await, 429, "rate_limited").await;
+        assert_error(app.signin_from("192.0.2.77", "ada@example.com", PASSWORD).await, 403, "account_locked").await;
+        let stopped = app.grant_from("192.0.2.78", PASSWORD).await;
+        assert_eq!(stopped.status(), 400);
+        assert_eq!(json_of(stopped).await["code"], "account_locked");
+
+        // The owner: from home (a known source, no cookie: /auth/v1), and from anywhere with
+        // the device cookie.
+        assert_eq!(app.grant_from("198.51.100.1", PASSWORD).await.status(), 200, "a known source");
+        let cafe = app.signin_with_device("192.0.2.200", PASSWORD, Some(&device)).await;
+        assert_eq!(cafe.status(), 200, "the device cookie vouches from a new address");
+        let rotated = device_of(&cafe);
+        assert_ne!(rotated, device, "the device cookie rotates on use");
+        // The rotated-out cookie vouches no more; the new one does.
+        assert_error(app.signin_with_device("192.0.2.201", PASSWORD, Some(&device)).await, 403, "account_locked").await;
+        assert_eq!(app.signin_with_device("192.0.2.202", PASSWORD, Some(&rotated)).await.status(), 200);
+        let actions = app.audit_actions().await;
+        assert!(actions.contains(&"user.locked".to_owned()));
+    }
+
+    async fn a_device_is_limited_on_its_own_and_a_forged_cookie_vouches_for_nothing(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = behind_proxy(backend, hard_stop_at_30()).await;
+        app.signup("ada@example.com", None).await;
+        let device = device_of(&app.signin_with_device("198.51.100.1", PASSWORD, None).await);
+        app.spray(3).await;
+        // Ten wrong passwords through the device lock the device (for the pair), not more.
+        for _ in 0..10 {
+            let response = app.signin_with_device("192.0.2.9", "wrong-Guess-1!", Some(&device)).await;
+            assert_error(response, 401, "auth_invalid_credentials").await;
+            app.clock.advance(std::time::Duration::from_secs(61));
+        }
+        assert_error(app.signin_with_device("192.0.2.9", PASSWORD, Some(&device)).await, 429, "rate_limited").await;
+        // A cookie we did not sign, or one signed for another user, is no voucher.
+        let forged = format!("{}x", &device[..device.len() - 1]);
+        assert_error(app.signin_with_device("192.0.2.10", PASSWORD, Some(&forged)).await, 403, "account_locked").await;
+        app.create_account("bob@example.com", "user").await;
+        let csrf = app.csrf().await;
+        let bob = app.client.post(app.url("/auth/signin")).header("x-forwarded-for", "192.0.2.11")
+            .header("x-csrf-token", &csrf).header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
+            .json(&json!({"email": "bob@example.com", "password": PASSWORD})).send().await.unwrap();
+        let bobs = device_of(&bob);
+        assert_error(app.signin_with_device("192.0.2.12", PASSWORD, Some(&bobs)).await, 403, "account_locked").await;
+        // An admin unlock lets everyone back in.
+        let id = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap().id;
+        app.gatehouse.unlock_user(gatehouse_core::admin::Actor::Operator, id, &gatehouse_core::RequestMeta::default()).await.unwrap();
+        assert_eq!(app.signin_with_device("192.0.2.13", PASSWORD, None).await.status(), 200);
+    }
+
+    // Finding 3: on a locked account the right password answered 403 and a wrong one 401.
+    async fn a_locked_account_answers_alike_for_right_and_wrong_passwords(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = behind_proxy(backend, hard_stop_at_30()).await;
+        app.signup("ada@example.com", None).await;
+        app.spray(3).await;
+        let mut answers = Vec::new();
+        for (i, password) in [PASSWORD, "wrong-Guess-1!", PASSWORD, "wrong-Guess-2!"].into_iter().enumerate() {
+            let verified = app.gatehouse.password_verifications();
+            let started = std::time::Instant::now();
+            let response = app.signin_from(&format!("192.0.2.{}", 50 + i), "ada@example.com", password).await;
+            let took = started.elapsed();
+            assert_eq!(app.gatehouse.password_verifications() - verified, 1,
+                "one hash verification, whatever the password: the same cost");
+            let status = response.status().as_u16();
+            let body = json_of(response).await;
+            eprintln!("locked account, {}: {status} in {took:?}", if i % 2 == 0 { "right" } else { "wrong" });
+            answers.push((status, body));
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+        assert_eq!(answers[0].0, 403);
+        assert_eq!(answers[0].1["code"], "account_locked");
+        // An unknown account costs one verification too, and says nothing of locks.
+        let verified = app.gatehouse.password_verifications();
+        let response = app.signin_from("192.0.2.60", "nobody@example.com", PASSWORD).await;
+        assert_error(response, 401, "auth_invalid_credentials").await;
+        assert_eq!(app.gatehouse.password_verifications() - verified, 1);
+    }
+}
