@@ -176,7 +176,7 @@ impl Gatehouse {
                 None,
                 None,
                 meta,
-                json!({ "reason": "malformed identifier" }),
+                json!({ "reason": "malformed identifier", "identifier_digest": self.identifier_digest(&who) }),
             )
             .await?;
             return Err(Error::InvalidCredentials);

@@ -73,4 +73,25 @@ impl Gatehouse {
             details: Json(details),
         }
     }
+
+    /// Records a refused admin request (ASVS 16.3.2): who asked (the user behind a token,
+    /// or none for a key or an invalid token), with what, for what. Past 60 a minute from
+    /// one source, refusals are logged instead of written.
+    pub async fn audit_denied(
+        &self,
+        actor: Option<Uuid>,
+        meta: &RequestMeta,
+        details: Value,
+    ) -> Result<(), Error> {
+        let source = meta.source.clone().unwrap_or_default();
+        if self
+            .limit(crate::ratelimit::Bucket::DeniedAudit, Some(&source))
+            .await
+            .is_err()
+        {
+            tracing::warn!(actor = ?actor, "refused admin request not audited: over the audit rate for this source");
+            return Ok(());
+        }
+        self.audit("authz.denied", actor, None, meta, details).await
+    }
 }

@@ -112,6 +112,10 @@ pub enum Bucket {
     PasswordAccount,
     /// Admin writes by one admin (or the service-role key).
     AdminWrite,
+    /// Audit rows for refused admin requests from one source: every refusal is answered,
+    /// but past this rate it is logged instead of written, so that refusals cannot flood
+    /// the audit trail.
+    DeniedAudit,
 }
 
 impl Bucket {
@@ -123,6 +127,7 @@ impl Bucket {
             Self::RefreshIp => "refresh_ip",
             Self::PasswordAccount => "password_account",
             Self::AdminWrite => "admin_write",
+            Self::DeniedAudit => "denied_audit",
         }
     }
 }
@@ -192,6 +197,7 @@ impl RateLimits {
             Bucket::RefreshIp => self.refresh_ip,
             Bucket::PasswordAccount => self.password_account,
             Bucket::AdminWrite => self.admin_write,
+            Bucket::DeniedAudit => Rate::per(60, Duration::from_secs(60)),
         }
     }
 }

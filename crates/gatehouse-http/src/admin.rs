@@ -41,7 +41,14 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        Ok(Self(state.gatehouse.require_admin(&principal)?))
+        match state.gatehouse.require_admin(&principal) {
+            Ok(actor) => Ok(Self(actor)),
+            Err(err) => {
+                crate::extract::audit_refusal(parts, state, Some(principal.user.id), "user token")
+                    .await;
+                Err(err.into())
+            }
+        }
     }
 }
 

@@ -166,6 +166,25 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Audits a refused admin request (a 403): the actor, the credential it came with, the
+/// method and the path. A failure to write it is logged; the refusal stands either way.
+pub(crate) async fn audit_refusal(
+    parts: &mut Parts,
+    state: &crate::AppState,
+    actor: Option<uuid::Uuid>,
+    credential: &'static str,
+) {
+    let Ok(ClientMeta(meta)) = ClientMeta::from_request_parts(parts, state).await;
+    let details = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "credential": credential,
+    });
+    if let Err(err) = state.gatehouse.audit_denied(actor, &meta, details).await {
+        tracing::error!(error = %err, "could not audit a refused admin request");
+    }
+}
+
 /// Where the request came from: the client's IP and the user agent.
 #[derive(Debug, Clone)]
 pub struct ClientMeta(pub gatehouse_core::RequestMeta);

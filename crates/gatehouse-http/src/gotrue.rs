@@ -394,21 +394,19 @@ impl FromRequestParts<AppState> for ServiceRole {
                 "This endpoint requires a valid Bearer token",
             )
         })?;
-        match state.gatehouse.verify_api_key(token).await? {
-            Some(ApiRole::ServiceRole) => Ok(Self),
-            Some(ApiRole::Anon) => Err(GoTrueError::new(
-                StatusCode::FORBIDDEN,
-                "not_admin",
-                "User not allowed",
-            )),
+        let not_admin = || GoTrueError::new(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
+        let (actor, credential, refusal) = match state.gatehouse.verify_api_key(token).await? {
+            Some(ApiRole::ServiceRole) => return Ok(Self),
+            Some(ApiRole::Anon) => (None, "anon key", not_admin()),
             None => match state.gatehouse.authenticate(token).await {
-                Ok(_) => Err(GoTrueError::new(
-                    StatusCode::FORBIDDEN,
-                    "not_admin",
-                    "User not allowed",
-                )),
-                Err(err) => Err(err.into()),
+                Ok(principal) => (Some(principal.user.id), "user token", not_admin()),
+                Err(err) => (None, "invalid token", GoTrueError::from(err)),
             },
+        };
+        // Every refusal here is a 403 (GoTrue answers a bad JWT with 403 too) and audited.
+        if refusal.status == StatusCode::FORBIDDEN {
+            crate::extract::audit_refusal(parts, state, actor, credential).await;
         }
+        Err(refusal)
     }
 }

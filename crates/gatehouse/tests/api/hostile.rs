@@ -10,13 +10,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "users",
     "profiles",
     "sessions",
     "refresh_tokens",
     "signing_keys",
     "instance_secrets",
+    "sign_in_trust",
 ];
 
 async fn counts(app: &TestApp) -> Vec<i64> {

@@ -552,3 +552,71 @@ on_both_backends! {
         assert_eq!(app.gatehouse.password_verifications() - verified, 1);
     }
 }
+
+/// The newest audit events, newest first.
+async fn recent_events(app: &TestApp, n: i64) -> Vec<gatehouse_core::store::AuditRecord> {
+    app.gatehouse.store().recent_audit_events(n).await.unwrap()
+}
+
+on_both_backends! {
+    // Finding 9: failed sign-ins had no target, and a refused admin request left no trace.
+    async fn failed_sign_ins_name_the_account_and_never_store_what_was_typed(app: TestApp) {
+        let id = app.create_account("ada@example.com", "user").await;
+        assert_error(app.signin("ada@example.com", "wrong-Guess-1!").await, 401, "auth_invalid_credentials").await;
+        let event = &recent_events(&app, 1).await[0];
+        assert_eq!((event.action.as_str(), event.target_id), ("user.signin_failed", Some(id)));
+        assert_eq!(event.details.0["reason"], "wrong password");
+
+        // Someone types their password into the email field.
+        let typed = "Zebra-Typed-Secret-481";
+        for surface in ["app", "supabase"] {
+            let response = match surface {
+                "app" => app.signin(typed, PASSWORD).await,
+                _ => app.post_json("/auth/v1/token?grant_type=password", json!({"email": typed, "password": PASSWORD})).await,
+            };
+            assert!(matches!(response.status().as_u16(), 400 | 401), "{surface}");
+            let event = &recent_events(&app, 1).await[0];
+            assert_eq!((event.action.as_str(), event.target_id), ("user.signin_failed", None));
+            let digest = event.details.0["identifier_digest"].as_str().unwrap().to_owned();
+            assert!(digest.len() >= 40, "a keyed digest: {digest}");
+            let all = format!("{:?}", recent_events(&app, 1000).await);
+            assert!(!all.to_lowercase().contains(&typed.to_lowercase()), "the typed text is nowhere in the audit log");
+        }
+        // The same typed text gives the same digest (failures can be correlated).
+        let digests: Vec<String> = recent_events(&app, 2).await.iter().map(|e| e.details.0["identifier_digest"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(digests[0], digests[1]);
+    }
+
+    async fn every_refused_admin_request_is_audited_with_its_actor(app: TestApp) {
+        app.signup("ada@example.com", None).await;
+        let ada = app.signin_ok("ada@example.com").await;
+        let ada_id = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap().id;
+        assert_error(app.authed(reqwest::Method::GET, "/users", &ada.access).send().await.unwrap(), 403, "forbidden").await;
+        let event = &recent_events(&app, 1).await[0];
+        assert_eq!((event.action.as_str(), event.actor_id), ("authz.denied", Some(ada_id)));
+        assert_eq!(event.details.0["path"], "/users");
+        assert_eq!(event.details.0["method"], "GET");
+
+        let anon = app.gatehouse.issue_api_key(ApiRole::Anon).unwrap();
+        let forged = format!("{}x", ada.access);
+        for (token, actor, credential) in [(anon.as_str(), None, "anon key"), (ada.access.as_str(), Some(ada_id), "user token"), (forged.as_str(), None, "invalid token")] {
+            let response = app.client.delete(app.url(&format!("/auth/v1/admin/users/{ada_id}"))).bearer_auth(token)
+                .header("x-supabase-api-version", "2024-01-01").send().await.unwrap();
+            assert_eq!(response.status(), 403, "{credential}");
+            let event = &recent_events(&app, 1).await[0];
+            assert_eq!((event.action.as_str(), event.actor_id), ("authz.denied", actor), "{credential}");
+            assert_eq!(event.details.0["credential"], credential);
+            assert_eq!(event.details.0["method"], "DELETE");
+        }
+        assert!(app.gatehouse.get_user(ada_id).await.is_ok(), "nothing was deleted");
+
+        // A flood of refusals is answered in full but cannot flood the trail: 60 a minute
+        // per source are written.
+        for _ in 0..70 {
+            let response = app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(&forged).send().await.unwrap();
+            assert_eq!(response.status(), 403);
+        }
+        let denied = app.audit_actions().await.iter().filter(|a| *a == "authz.denied").count();
+        assert_eq!(denied, 60, "the audit rate per source");
+    }
+}
