@@ -1,6 +1,6 @@
 //! Accounts: sign-up, sign-in, the profile, and changing the password.
 
-use gatehouse_store::{NewUser, ProfileUpdate, UserRecord};
+use gatehouse_store::{ChangeOutcome, NewUser, ProfileUpdate, UserChange, UserEffects, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
@@ -345,15 +345,14 @@ impl Gatehouse {
         let user = &principal.user;
         self.limit(Bucket::PasswordAccount, Some(&user.id.to_string()))
             .await?;
+        self.check_password(new, user.email.as_deref(), user.username.as_deref())?;
         self.require_proof(principal, current, "password", meta)
             .await?;
-        self.check_password(new, user.email.as_deref(), user.username.as_deref())?;
-        let hash = self.inner.hasher.hash(new).await?;
-        let now = self.now();
-        self.store
-            .update_password_hash(user.id, &hash, now.into())
-            .await?;
-        self.after_own_password_change(principal, meta, "app").await
+        let change = UserChange {
+            password_hash: Some(self.inner.hasher.hash(new).await?),
+            ..UserChange::default()
+        };
+        self.write_own_change(principal, &change, "app", meta).await
     }
 
     /// That the caller of a password or email change is the owner: `current` is their
@@ -406,32 +405,47 @@ impl Gatehouse {
         Err(Error::ReauthenticationNeeded)
     }
 
-    /// What follows a user changing their own password, on either surface: every other
-    /// session ends, and it is recorded.
-    pub(crate) async fn after_own_password_change(
+    /// Writes a user's change to their own account, with what follows it, in one
+    /// transaction: a new password ends every other session; each change is audited.
+    /// Returns how many sessions ended.
+    pub(crate) async fn write_own_change(
         &self,
         principal: &Principal,
-        meta: &RequestMeta,
+        change: &UserChange,
         via: &str,
+        meta: &RequestMeta,
     ) -> Result<u64, Error> {
         let user = principal.user.id;
-        let ended = self
+        let mut effects = UserEffects::default();
+        if change.password_hash.is_some() {
+            effects.end_sessions = Some("password_changed");
+            effects.keep_session = Some(principal.session.id);
+            effects.sessions_ended_in = Some(effects.audit.len());
+            effects.audit.push(self.audit_record(
+                "user.password_changed",
+                Some(user),
+                Some(user),
+                meta,
+                json!({ "via": via }),
+            ));
+        }
+        if change.email.is_some() || change.user_metadata.is_some() {
+            let details = json!({ "email_changed": change.email.is_some(), "metadata_changed": change.user_metadata.is_some(), "via": via });
+            effects.audit.push(self.audit_record(
+                "user.updated",
+                Some(user),
+                Some(user),
+                meta,
+                details,
+            ));
+        }
+        let (outcome, ended) = self
             .store
-            .revoke_user_sessions(
-                user,
-                Some(principal.session.id),
-                self.now().into(),
-                "password_changed",
-            )
+            .change_user_with(user, change, false, self.now().into(), &effects)
             .await?;
-        self.audit(
-            "user.password_changed",
-            Some(user),
-            Some(user),
-            meta,
-            json!({ "sessions_ended": ended, "via": via }),
-        )
-        .await?;
-        Ok(ended)
+        match outcome {
+            ChangeOutcome::Changed => Ok(ended),
+            ChangeOutcome::NotFound | ChangeOutcome::LastAdmin => Err(Error::NotFound),
+        }
     }
 }

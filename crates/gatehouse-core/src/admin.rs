@@ -312,6 +312,7 @@ impl Gatehouse {
             .store
             .change_user_with(target.id, change, keep_an_admin, at, effects)
             .await?
+            .0
         {
             ChangeOutcome::Changed => Ok(()),
             ChangeOutcome::NotFound => Err(Error::NotFound),
@@ -365,6 +366,7 @@ impl Gatehouse {
                 meta,
                 details,
             )],
+            ..UserEffects::default()
         };
         self.apply(&before, &change, role != "admin", at, &effects)
             .await?;
@@ -399,6 +401,7 @@ impl Gatehouse {
                 meta,
                 details,
             )],
+            ..UserEffects::default()
         };
         self.apply(&before, &change, deactivates, at, &effects)
             .await?;
@@ -429,6 +432,7 @@ impl Gatehouse {
             let effects = UserEffects {
                 end_sessions: None,
                 audit,
+                ..UserEffects::default()
             };
             match self
                 .store
@@ -452,6 +456,7 @@ impl Gatehouse {
             let effects = UserEffects {
                 end_sessions: Some("deleted"),
                 audit,
+                ..UserEffects::default()
             };
             self.apply(&before, &change, true, at, &effects).await?;
         }

@@ -380,20 +380,8 @@ impl Gatehouse {
         if let Some(password) = &update.password {
             change.password_hash = Some(self.inner.hasher.hash(password).await?);
         }
-        let password_changed = change.password_hash.is_some();
-        let now = self.now();
-        self.store
-            .change_user(user.id, &change, false, now.into())
+        self.write_own_change(principal, &change, "supabase", meta)
             .await?;
-        if password_changed {
-            self.after_own_password_change(principal, meta, "supabase")
-                .await?;
-        }
-        if change.email.is_some() || change.user_metadata.is_some() {
-            let details = json!({ "email_changed": change.email.is_some(), "metadata_changed": change.user_metadata.is_some() });
-            self.audit("user.updated", Some(user.id), Some(user.id), meta, details)
-                .await?;
-        }
         self.get_user(user.id).await
     }
 
@@ -468,6 +456,7 @@ impl Gatehouse {
                 .is_some()
                 .then_some("password_set_by_admin"),
             audit,
+            ..UserEffects::default()
         };
         let removes_admin = role_change.as_deref().is_some_and(|role| role != "admin");
         self.apply(&before, &change, removes_admin, at, &effects)

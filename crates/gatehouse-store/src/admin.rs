@@ -114,10 +114,15 @@ impl UserChange {
 /// none of it.
 #[derive(Debug, Clone, Default)]
 pub struct UserEffects {
-    /// End every live session of the user (and their refresh tokens), for this reason.
+    /// End every live session of the user (and their refresh tokens), for this reason...
     pub end_sessions: Option<&'static str>,
+    /// ... but this one (the session of a user changing their own password).
+    pub keep_session: Option<Uuid>,
     /// Audit events to append.
     pub audit: Vec<AuditRecord>,
+    /// The audit event (by index) whose details get `sessions_ended`: how many sessions
+    /// the change ended, known only inside the transaction.
+    pub sessions_ended_in: Option<usize>,
 }
 
 /// What came of a guarded change.
@@ -268,12 +273,15 @@ impl Store {
         keep_an_admin: bool,
         at: Timestamp,
     ) -> Result<ChangeOutcome, StoreError> {
-        self.change_user_with(id, change, keep_an_admin, at, &UserEffects::default())
-            .await
+        let (outcome, _) = self
+            .change_user_with(id, change, keep_an_admin, at, &UserEffects::default())
+            .await?;
+        Ok(outcome)
     }
 
     /// [`Store::change_user`] and its effects (ended sessions, audit events) in one
-    /// transaction: when the change is refused, nothing of it is written.
+    /// transaction: when the change is refused, nothing of it is written. Returns the
+    /// outcome and how many sessions ended.
     pub async fn change_user_with(
         &self,
         id: Uuid,
@@ -281,7 +289,7 @@ impl Store {
         keep_an_admin: bool,
         at: Timestamp,
         effects: &UserEffects,
-    ) -> Result<ChangeOutcome, StoreError> {
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
         let mut sql = Sql::new("UPDATE users SET ");
         let _ = sql.arg(Arg::Id(id));
         let mut sets = vec![format!("updated_at = {}", sql.arg(Arg::Time(at)))];
@@ -357,7 +365,8 @@ impl Store {
             .map_or(Timestamp::new(time::OffsetDateTime::UNIX_EPOCH), |e| {
                 e.created_at
             });
-        self.guarded(&sql, id, keep_an_admin, effects, at).await
+        let (outcome, _) = self.guarded(&sql, id, keep_an_admin, effects, at).await?;
+        Ok(outcome)
     }
 
     async fn guarded(
@@ -367,10 +376,11 @@ impl Store {
         keep_an_admin: bool,
         effects: &UserEffects,
         at: Timestamp,
-    ) -> Result<ChangeOutcome, StoreError> {
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
         let _writing = self.write_lock().await;
         let postgres = matches!(self, Store::Postgres(_));
-        let changed = with_pool!(self, pool => {
+        let keep = effects.keep_session.unwrap_or(Uuid::nil());
+        let (changed, ended) = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if postgres && keep_an_admin {
                 sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
@@ -383,16 +393,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let mut ended = 0;
             if n == 1 {
                 if let Some(reason) = effects.end_sessions {
                     sqlx::query(crate::sessions::REVOKE_USER_TOKENS)
-                        .bind(id).bind(uuid::Uuid::nil()).bind(at)
+                        .bind(id).bind(keep).bind(at)
                         .execute(&mut *tx).await?;
-                    sqlx::query(crate::sessions::REVOKE_USER_SESSIONS)
-                        .bind(id).bind(uuid::Uuid::nil()).bind(at).bind(reason)
-                        .execute(&mut *tx).await?;
+                    ended = sqlx::query(crate::sessions::REVOKE_USER_SESSIONS)
+                        .bind(id).bind(keep).bind(at).bind(reason)
+                        .execute(&mut *tx).await?.rows_affected();
                 }
-                for event in &effects.audit {
+                for (i, event) in effects.audit.iter().enumerate() {
+                    let mut event = event.clone();
+                    if effects.sessions_ended_in == Some(i) {
+                        event.details.0["sessions_ended"] = ended.into();
+                    }
                     crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_EVENT), event)
                         .execute(&mut *tx)
                         .await?;
@@ -401,20 +416,21 @@ impl Store {
             } else {
                 tx.rollback().await?;
             }
-            n
+            (n, ended)
         });
         if changed == 1 {
-            return Ok(ChangeOutcome::Changed);
+            return Ok((ChangeOutcome::Changed, ended));
         }
         let live = self
             .get_user(id)
             .await?
             .is_some_and(|u| u.deleted_at.is_none());
-        Ok(if live && keep_an_admin {
+        let outcome = if live && keep_an_admin {
             ChangeOutcome::LastAdmin
         } else {
             ChangeOutcome::NotFound
-        })
+        };
+        Ok((outcome, 0))
     }
 
     /// Audit events matching `query`, newest first.

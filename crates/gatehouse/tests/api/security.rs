@@ -354,8 +354,15 @@ on_both_backends! {
         let moved = app.put_user(&token, json!({"email": "ada@example.org"})).await;
         assert_eq!(moved.status(), 200);
         assert_eq!(json_of(moved).await["email"], "ada@example.org");
+        let other = app.supabase_session("ada@example.org").await;
         let changed = app.put_user(&token, json!({"password": NEW_PASSWORD})).await;
         assert_eq!(changed.status(), 200);
+        // The new hash, the other session's end and the audit row were one transaction.
+        let event = recent_events(&app, 1).await.remove(0);
+        assert_eq!(event.action, "user.password_changed");
+        assert_eq!(event.details.0["sessions_ended"], 1);
+        assert_eq!(app.put_user(&other.0, json!({"data": {}})).await.status(), 403, "the other session ended");
+        assert_eq!(app.put_user(&token, json!({"data": {}})).await.status(), 200, "this one lives");
         assert_eq!(app.signin("ada@example.org", NEW_PASSWORD).await.status(), 200);
     }
 
