@@ -367,42 +367,39 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> Result<(), Error> {
         let user = &principal.user;
-        if let Some(current) = current {
-            let verification = self
-                .inner
-                .hasher
-                .verify(current, user.password_hash.as_deref())
-                .await?;
-            if verification.valid {
-                return Ok(());
+        let (refusal, reason) = match current {
+            Some(current) => {
+                let verification = self
+                    .inner
+                    .hasher
+                    .verify(current, user.password_hash.as_deref())
+                    .await?;
+                if verification.valid {
+                    return Ok(());
+                }
+                (Error::CurrentPasswordInvalid, "current password wrong")
             }
-            self.audit(
-                &format!("user.{change}_change_failed"),
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({ "reason": "current password wrong" }),
-            )
-            .await?;
-            return Err(Error::CurrentPasswordInvalid);
-        }
-        let window = self.settings().reauth_window;
-        let fresh = principal
-            .session
-            .authenticated_at
-            .is_some_and(|at| self.now() - at.get() <= window);
-        if fresh {
-            return Ok(());
-        }
+            None => {
+                let window = self.settings().reauth_window;
+                let fresh = principal
+                    .session
+                    .authenticated_at
+                    .is_some_and(|at| self.now() - at.get() <= window);
+                if fresh {
+                    return Ok(());
+                }
+                (Error::ReauthenticationNeeded, "reauthentication needed")
+            }
+        };
         self.audit(
             &format!("user.{change}_change_failed"),
             Some(user.id),
             Some(user.id),
             meta,
-            json!({ "reason": "reauthentication needed" }),
+            json!({ "reason": reason }),
         )
         .await?;
-        Err(Error::ReauthenticationNeeded)
+        Err(refusal)
     }
 
     /// Writes a user's change to their own account, with what follows it, in one

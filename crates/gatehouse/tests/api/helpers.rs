@@ -338,6 +338,21 @@ impl TestApp {
         .await
     }
 
+    /// `POST /auth/signin` by email from `ip`, as a trusted proxy would forward it (the
+    /// server must trust the loopback peer's `X-Forwarded-For`), with CSRF.
+    pub async fn signin_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.client
+            .post(self.url("/auth/signin"))
+            .header("x-forwarded-for", ip)
+            .header("x-csrf-token", &csrf)
+            .header("cookie", format!("{CSRF_COOKIE}={csrf}"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signs in and returns the tokens; asserts the 200.
     pub async fn signin_ok(&self, email: &str) -> Signed {
         let response = self.signin(email, PASSWORD).await;

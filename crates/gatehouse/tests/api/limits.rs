@@ -29,16 +29,7 @@ async fn behind_proxy(settings: Settings) -> TestApp {
 }
 
 async fn signin_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
-    let csrf = app.csrf().await;
-    app.client
-        .post(app.url("/auth/signin"))
-        .header("x-forwarded-for", ip)
-        .header("x-csrf-token", &csrf)
-        .header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
+    app.signin_from(ip, email, password).await
 }
 
 #[tokio::test]

@@ -18,30 +18,6 @@ async fn behind_proxy(backend: Backend, settings: Settings) -> TestApp {
     .await
 }
 
-/// Limits loose enough that only account protection answers.
-fn loose() -> RateLimits {
-    RateLimits {
-        enabled: false,
-        ..RateLimits::default()
-    }
-}
-
-impl TestApp {
-    /// `POST /auth/signin` from `ip` (through the trusted proxy), with CSRF.
-    async fn signin_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
-        let csrf = self.csrf().await;
-        self.client
-            .post(self.url("/auth/signin"))
-            .header("x-forwarded-for", ip)
-            .header("x-csrf-token", &csrf)
-            .header("cookie", format!("{}={csrf}", crate::helpers::CSRF_COOKIE))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
@@ -58,6 +34,14 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// Limits loose enough that only account protection answers.
+fn loose() -> RateLimits {
+    RateLimits {
+        enabled: false,
+        ..RateLimits::default()
     }
 }
 
