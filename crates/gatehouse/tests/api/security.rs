@@ -611,3 +611,22 @@ on_both_backends! {
         assert_eq!(denied, 60, "the audit rate per source");
     }
 }
+
+on_both_backends! {
+    async fn each_account_remembers_a_bounded_number_of_devices(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = TestApp::spawn_with(backend, Settings { rate_limits: loose(), ..Settings::default() }).await;
+        app.signup("ada@example.com", None).await;
+        // A client that never keeps its cookie gets a new device each time.
+        for _ in 0..25 {
+            assert_eq!(app.signin("ada@example.com", PASSWORD).await.status(), 200);
+        }
+        let sql = "SELECT kind, count(*) FROM sign_in_trust GROUP BY kind ORDER BY kind";
+        let counts: Vec<(String, i64)> = gatehouse_core::store::with_pool!(app.gatehouse.store(), pool => {
+            gatehouse_core::store::sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+        });
+        assert_eq!(counts, [("device".to_owned(), 20), ("source".to_owned(), 1)],
+            "20 devices (Protection::devices_per_account), one source seen 25 times");
+    }
+}
