@@ -436,7 +436,7 @@ impl Gatehouse {
             };
             match self
                 .store
-                .delete_user(id, is_active_admin(&before), &effects)
+                .delete_user(id, is_active_admin(&before), at, &effects)
                 .await?
             {
                 ChangeOutcome::Changed => {}

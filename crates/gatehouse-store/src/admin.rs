@@ -347,11 +347,13 @@ impl Store {
         self.guarded(&sql, id, keep_an_admin, effects, at).await
     }
 
-    /// Removes the user `id` and, by cascade, its profile, sessions and refresh tokens.
+    /// Removes the user `id` and, by cascade, its profile, sessions and refresh tokens,
+    /// with `effects` (its audit events) in the same transaction.
     pub async fn delete_user(
         &self,
         id: Uuid,
         keep_an_admin: bool,
+        at: Timestamp,
         effects: &UserEffects,
     ) -> Result<ChangeOutcome, StoreError> {
         let mut sql = Sql::new("DELETE FROM users WHERE id = $1");
@@ -359,12 +361,6 @@ impl Store {
         if keep_an_admin {
             sql.push(&format!(" AND {ANOTHER_ADMIN}"));
         }
-        let at = effects
-            .audit
-            .first()
-            .map_or(Timestamp::new(time::OffsetDateTime::UNIX_EPOCH), |e| {
-                e.created_at
-            });
         let (outcome, _) = self.guarded(&sql, id, keep_an_admin, effects, at).await?;
         Ok(outcome)
     }
