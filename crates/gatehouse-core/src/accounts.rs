@@ -418,6 +418,7 @@ impl Gatehouse {
         let mut effects = UserEffects::default();
         if change.password_hash.is_some() {
             effects.end_sessions = Some("password_changed");
+            effects.forget_trust = true;
             effects.keep_session = Some(principal.session.id);
             effects.sessions_ended_in = Some(effects.audit.len());
             effects.audit.push(self.audit_record(
@@ -442,9 +443,15 @@ impl Gatehouse {
             .store
             .change_user_with(user, change, false, self.now().into(), &effects)
             .await?;
-        match outcome {
-            ChangeOutcome::Changed => Ok(ended),
-            ChangeOutcome::NotFound | ChangeOutcome::LastAdmin => Err(Error::NotFound),
+        if outcome != ChangeOutcome::Changed {
+            return Err(Error::NotFound);
         }
+        if effects.forget_trust {
+            // The owner just proved who they are from here: this source vouches again (a
+            // device cookie comes with the next app-API sign-in).
+            self.remember_sign_in(user, &Voucher::Nothing, false, meta)
+                .await?;
+        }
+        Ok(ended)
     }
 }

@@ -455,6 +455,8 @@ impl Gatehouse {
                 .password_hash
                 .is_some()
                 .then_some("password_set_by_admin"),
+            // A password an admin sets is a recovery: nothing the old one vouched for stays.
+            forget_trust: change.password_hash.is_some(),
             audit,
             ..UserEffects::default()
         };

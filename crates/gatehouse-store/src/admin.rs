@@ -118,6 +118,9 @@ pub struct UserEffects {
     pub end_sessions: Option<&'static str>,
     /// ... but this one (the session of a user changing their own password).
     pub keep_session: Option<Uuid>,
+    /// Forget every device and source that vouched for the user's sign-ins (a new
+    /// password: whoever signed in with the old one is trusted no more).
+    pub forget_trust: bool,
     /// Audit events to append.
     pub audit: Vec<AuditRecord>,
     /// The audit event (by index) whose details get `sessions_ended`: how many sessions
@@ -398,6 +401,12 @@ impl Store {
                     ended = sqlx::query(crate::sessions::REVOKE_USER_SESSIONS)
                         .bind(id).bind(keep).bind(at).bind(reason)
                         .execute(&mut *tx).await?.rows_affected();
+                }
+                if effects.forget_trust {
+                    sqlx::query("DELETE FROM sign_in_trust WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 for (i, event) in effects.audit.iter().enumerate() {
                     let mut event = event.clone();

@@ -630,3 +630,32 @@ on_both_backends! {
             "20 devices (Protection::devices_per_account), one source seen 25 times");
     }
 }
+
+on_both_backends! {
+    // Whoever signed in with the old password (a thief included) is trusted no more once the
+    // password changes; the owner's source, where the change was made, is.
+    async fn a_new_password_forgets_what_the_old_one_vouched_for(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = behind_proxy(backend, hard_stop_at_30()).await;
+        app.signup("ada@example.com", None).await;
+        let home = app.signin_with_device("198.51.100.1", PASSWORD, None).await;
+        let owner = TestApp::signed(home).await;
+        let thief = app.signin_with_device("203.0.113.200", PASSWORD, None).await;
+        let thiefs_device = device_of(&thief);
+        let changed = app.authed(reqwest::Method::POST, "/auth/password", &owner.access)
+            .header("x-forwarded-for", "198.51.100.1")
+            .json(&json!({"newPassword": NEW_PASSWORD})).send().await.unwrap();
+        assert_eq!(changed.status(), 200);
+        app.spray(3).await;
+        assert_error(app.signin_with_device("203.0.113.200", NEW_PASSWORD, Some(&thiefs_device)).await, 403, "account_locked").await;
+        assert_eq!(app.signin_with_device("198.51.100.1", NEW_PASSWORD, None).await.status(), 200,
+            "the source of the change vouches");
+
+        // An admin's reset is a recovery: nothing vouches afterwards (the admin unlocks).
+        let id = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap().id;
+        let reset = app.supabase_admin_put(&id.to_string(), json!({"password": "reset-Password-55"})).await;
+        assert_eq!(reset.status(), 200);
+        assert_error(app.signin_with_device("198.51.100.1", "reset-Password-55", None).await, 403, "account_locked").await;
+    }
+}
