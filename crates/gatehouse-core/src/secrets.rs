@@ -41,23 +41,26 @@ impl InstanceSecrets {
         Ok(Self { store, sealer })
     }
 
-    /// A fresh 32-byte secret and the form it is stored in.
-    fn fresh(&self, name: &str) -> Result<([u8; 32], Vec<u8>), Error> {
+    /// A fresh 32-byte secret, in the form it is stored in.
+    fn fresh(&self, name: &str) -> Result<Vec<u8>, Error> {
         let plain = random_bytes::<32>()?;
-        let stored = match &self.sealer {
-            Some(sealer) => sealer.seal(&plain, name.as_bytes())?,
-            None => plain.to_vec(),
-        };
-        Ok((plain, stored))
+        match &self.sealer {
+            Some(sealer) => sealer.seal(&plain, name.as_bytes()),
+            None => Ok(plain.to_vec()),
+        }
     }
 
-    /// The secret called `name`, created on first use.
+    /// The secret called `name`, created on first use. A read once it exists (the API-key
+    /// secret is re-read every 30 seconds).
     pub(crate) async fn get(&self, name: &str, now: OffsetDateTime) -> Result<Vec<u8>, Error> {
-        let (_, candidate) = self.fresh(name)?;
-        let (stored, sealed) = self
-            .store
-            .instance_secret(name, &candidate, self.sealer.is_some(), now.into())
-            .await?;
+        let (stored, sealed) = match self.store.get_instance_secret(name).await? {
+            Some(row) => row,
+            None => {
+                self.store
+                    .instance_secret(name, &self.fresh(name)?, self.sealer.is_some(), now.into())
+                    .await?
+            }
+        };
         match (sealed, &self.sealer) {
             (true, Some(sealer)) => sealer.open(&stored, name.as_bytes()).ok_or_else(|| {
                 Error::Config(format!(
@@ -89,9 +92,8 @@ impl InstanceSecrets {
 
     /// Replaces the secret called `name` by a fresh one.
     pub(crate) async fn replace(&self, name: &str, now: OffsetDateTime) -> Result<(), Error> {
-        let (_, stored) = self.fresh(name)?;
         self.store
-            .replace_instance_secret(name, &stored, self.sealer.is_some(), now.into())
+            .replace_instance_secret(name, &self.fresh(name)?, self.sealer.is_some(), now.into())
             .await?;
         Ok(())
     }

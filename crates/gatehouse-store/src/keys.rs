@@ -94,6 +94,15 @@ impl Store {
         Ok(())
     }
 
+    /// The deployment-wide secret called `name` and whether it is sealed, if there is one.
+    pub async fn get_instance_secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        const SQL: &str = "SELECT secret, sealed FROM instance_secrets WHERE name = $1";
+        Ok(with_pool!(self, pool => sqlx::query_as(SQL).bind(name).fetch_optional(pool).await?))
+    }
+
     /// The deployment-wide secret called `name` and whether it is sealed, created from
     /// `candidate` if there is none yet. Instances racing to create it all end up with the
     /// one that was stored first.

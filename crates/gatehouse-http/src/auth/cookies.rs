@@ -53,28 +53,35 @@ fn max_age(d: Duration) -> cookie::time::Duration {
     cookie::time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A cookie scripts cannot read (HttpOnly), `Secure` unless running insecure.
+fn http_only<'c>(
+    state: &AppState,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    same_site: SameSite,
+) -> cookie::CookieBuilder<'c> {
+    Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(same_site)
+        .secure(!state.config.insecure_cookies)
+}
+
 /// Sets the refresh cookie.
 pub fn set_refresh(headers: &mut HeaderMap, state: &AppState, token: &SecretString, ttl: Duration) {
-    let cookie = Cookie::build((REFRESH_COOKIE, token.expose_secret().to_owned()))
-        .path("/auth")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(!state.config.insecure_cookies)
-        .max_age(max_age(ttl))
-        .build();
-    set(headers, &cookie);
+    let value = token.expose_secret().to_owned();
+    let cookie = http_only(state, REFRESH_COOKIE, value, "/auth", SameSite::Lax);
+    set(headers, &cookie.max_age(max_age(ttl)).build());
 }
 
 /// Expires the refresh cookie.
 pub fn clear_refresh(headers: &mut HeaderMap, state: &AppState) {
-    let cookie = Cookie::build((REFRESH_COOKIE, ""))
-        .path("/auth")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(!state.config.insecure_cookies)
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
-    set(headers, &cookie);
+    let cookie = http_only(state, REFRESH_COOKIE, String::new(), "/auth", SameSite::Lax);
+    set(
+        headers,
+        &cookie.max_age(cookie::time::Duration::ZERO).build(),
+    );
 }
 
 /// The name of the CSRF cookie on this server.
@@ -97,14 +104,9 @@ pub fn device_cookie(state: &AppState) -> &'static str {
 
 /// Sets the device cookie.
 pub fn set_device(headers: &mut HeaderMap, state: &AppState, token: &SecretString, ttl: Duration) {
-    let cookie = Cookie::build((device_cookie(state), token.expose_secret().to_owned()))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(!state.config.insecure_cookies)
-        .max_age(max_age(ttl))
-        .build();
-    set(headers, &cookie);
+    let value = token.expose_secret().to_owned();
+    let cookie = http_only(state, device_cookie(state), value, "/", SameSite::Strict);
+    set(headers, &cookie.max_age(max_age(ttl)).build());
 }
 
 /// Sets the CSRF cookie: not HttpOnly (the page's script may read it), Strict.
