@@ -129,14 +129,14 @@ fn refresh(c: &mut Criterion) {
                 display_name: None,
                 user_metadata: None,
             };
-            gatehouse.sign_up(signup, &meta).await.unwrap();
+            gatehouse.accounts.sign_up(signup, &meta).await.unwrap();
             let signin = SignIn {
                 identifier: Identifier::Email("ada@example.com".into()),
                 password: SecretString::from(PASSWORD),
                 device_cookie: None,
                 remember_device: false,
             };
-            let grant = gatehouse.sign_in(signin, &meta).await.unwrap();
+            let grant = gatehouse.accounts.sign_in(signin, &meta).await.unwrap();
             (db, gatehouse, grant.refresh_token)
         });
         let current = Mutex::new(first);
@@ -149,6 +149,7 @@ fn refresh(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let presented = current.lock().unwrap().clone();
                 let grant = gatehouse
+                    .sessions
                     .refresh(&presented, &RequestMeta::default())
                     .await
                     .unwrap();

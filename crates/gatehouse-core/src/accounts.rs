@@ -1,15 +1,20 @@
-//! Accounts: sign-up, sign-in, the profile, and changing the password.
+//! Accounts: sign-up, sign-in, and one's own account — the profile, and the one operation
+//! that changes one's password, email or metadata (for the app API and `/auth/v1` alike).
 
-use gatehouse_store::{ChangeOutcome, NewUser, ProfileUpdate, UserChange, UserEffects, UserRecord};
+use std::sync::Arc;
+
+use gatehouse_store::{ChangeOutcome, NewUser, ProfileUpdate, Timestamp, UserChange, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 use crate::admin::NewAccount;
 use crate::audit::RequestMeta;
 use crate::protection::Voucher;
 use crate::ratelimit::Bucket;
 use crate::sessions::{Principal, SessionGrant};
-use crate::{new_id, validate, Error, Gatehouse};
+use crate::shared::Shared;
+use crate::{new_id, validate, Error};
 
 /// A sign-up request.
 #[derive(Debug)]
@@ -26,6 +31,39 @@ pub struct SignUp {
 pub enum Identifier {
     Email(String),
     Username(String),
+}
+
+impl Identifier {
+    /// What sign-in failures of this identifier are counted under: the same key for every
+    /// way of typing it (case, surrounding space), and for the stored form an admin unlock
+    /// clears.
+    pub(crate) fn failure_key(&self) -> String {
+        match self {
+            Self::Email(e) => format!("email:{}", e.trim().to_lowercase()),
+            Self::Username(u) => format!("username:{}", u.trim().to_lowercase()),
+        }
+    }
+
+    fn typed(&self) -> &str {
+        match self {
+            Self::Email(text) | Self::Username(text) => text,
+        }
+    }
+
+    fn method(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "email",
+            Self::Username(_) => "username",
+        }
+    }
+
+    /// This identifier as `user` has it stored, when the user has one of this kind.
+    fn stored_by(&self, user: &UserRecord) -> Option<Self> {
+        match self {
+            Self::Email(_) => user.email.clone().map(Self::Email),
+            Self::Username(_) => user.username.clone().map(Self::Username),
+        }
+    }
 }
 
 /// A sign-in request.
@@ -48,7 +86,47 @@ pub struct ProfileChange {
     pub user_metadata: Option<Value>,
 }
 
-impl Gatehouse {
+/// A user's change to their own credentials or metadata (`POST /auth/password`,
+/// `PUT /auth/v1/user`). `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct OwnChange {
+    pub email: Option<String>,
+    pub password: Option<SecretString>,
+    /// The current password: one proof a password or email change may bring (a sign-in
+    /// within the reauthentication window is the other).
+    pub current_password: Option<SecretString>,
+    /// The new user metadata, whole.
+    pub user_metadata: Option<Value>,
+}
+
+/// What came of an [`OwnChange`].
+#[derive(Debug)]
+pub struct OwnChanged {
+    pub user: UserRecord,
+    /// How many other sessions a new password ended.
+    pub sessions_ended: u64,
+}
+
+/// Whether an account may be used now: not deleted, active, not banned. The one check
+/// sign-in, refresh and every authenticated request make.
+pub(crate) fn check_usable(user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {
+    if user.deleted_at.is_some() || !user.is_active {
+        return Err(Error::UserInactive);
+    }
+    if user.banned_until.is_some_and(|b| b.get() > now) {
+        return Err(Error::UserBanned);
+    }
+    Ok(())
+}
+
+/// The accounts service.
+#[derive(Clone)]
+pub struct Accounts {
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    /// Checks a new password against the policy.
     pub(crate) fn check_password(
         &self,
         password: &SecretString,
@@ -56,7 +134,7 @@ impl Gatehouse {
         username: Option<&str>,
     ) -> Result<(), Error> {
         let reasons =
-            self.settings()
+            self.settings
                 .password_policy
                 .check(password.expose_secret(), email, username);
         if reasons.is_empty() {
@@ -66,33 +144,14 @@ impl Gatehouse {
         }
     }
 
-    /// Creates a user and its profile in one transaction.
-    pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
-        self.limit(Bucket::SignupIp, meta.source.as_deref()).await?;
-        let account = NewAccount {
-            email: input.email,
-            username: input.username,
-            password: Some(input.password),
-            role: "user".to_owned(),
-            display_name: input.display_name,
-            user_metadata: input.user_metadata,
-            app_metadata: None,
-            email_confirmed: true,
-        };
-        let user = self.insert_account(account, true).await?;
-        self.audit("user.signup", Some(user.id), Some(user.id), meta, json!({}))
-            .await?;
-        Ok(user)
-    }
-
     /// Validates an account, checks its password against the policy (unless generated)
-    /// and writes the user and its profile. The one way users are made, by sign-up, the
-    /// admin API or the CLI.
-    pub(crate) async fn insert_account(
+    /// and hashes it: everything before the write, which is the caller's, in its
+    /// transaction. The one way users are made, by sign-up, the admin APIs or the CLI.
+    pub(crate) async fn plan_account(
         &self,
         input: NewAccount,
         check_policy: bool,
-    ) -> Result<UserRecord, Error> {
+    ) -> Result<NewUser, Error> {
         let email = validate::email(&input.email)?;
         let username = input
             .username
@@ -131,9 +190,9 @@ impl Gatehouse {
                 return Err(Error::UserAlreadyExists { field: "username" });
             }
         }
-        let password_hash = self.inner.hasher.hash(&password).await?;
+        let password_hash = self.identity.new_password(&password).await?;
         let now = self.now();
-        let user = NewUser {
+        Ok(NewUser {
             id: new_id(now),
             email,
             username,
@@ -144,55 +203,116 @@ impl Gatehouse {
             email_confirmed_at: input.email_confirmed.then(|| now.into()),
             display_name,
             created_at: now.into(),
-        };
-        self.store.create_user(&user).await?;
-        self.store.get_user(user.id).await?.ok_or(Error::NotFound)
+        })
+    }
+}
+
+fn signup_account(input: SignUp) -> NewAccount {
+    NewAccount {
+        email: input.email,
+        username: input.username,
+        password: Some(input.password),
+        role: "user".to_owned(),
+        display_name: input.display_name,
+        user_metadata: input.user_metadata,
+        app_metadata: None,
+        email_confirmed: true,
+    }
+}
+
+impl Accounts {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Creates a user and its profile, audited, in one transaction.
+    pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
+        let shared = &self.shared;
+        shared
+            .limit(Bucket::SignupIp, meta.source.as_deref())
+            .await?;
+        let new = shared.plan_account(signup_account(input), true).await?;
+        let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
+        let mut tx = shared.store.begin().await?;
+        let user = shared.identity.create_user(&mut tx, &new).await?;
+        tx.insert_audit_event(&event).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Sign-up that confirms at once and starts a session (GoTrue with autoconfirm, which
+    /// is what a server without a mailer does): the user, its profile, the audit row and
+    /// the session in one transaction.
+    pub async fn sign_up_and_sign_in(
+        &self,
+        input: SignUp,
+        meta: &RequestMeta,
+    ) -> Result<SessionGrant, Error> {
+        let shared = &self.shared;
+        shared
+            .limit(Bucket::SignupIp, meta.source.as_deref())
+            .await?;
+        let new = shared.plan_account(signup_account(input), true).await?;
+        let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
+        let now: Timestamp = shared.now().into();
+        let mut tx = shared.store.begin().await?;
+        let mut user = shared.identity.create_user(&mut tx, &new).await?;
+        tx.insert_audit_event(&event).await?;
+        tx.record_sign_in(user.id, now).await?;
+        user.last_sign_in_at = Some(now);
+        let grant = shared
+            .identity
+            .start_session(&mut tx, user, "password", meta)
+            .await?;
+        tx.commit().await?;
+        Ok(grant)
     }
 
     /// Checks a password and starts a session. A wrong password and an unknown user are
     /// the same error at the same cost; bcrypt or outdated hashes are upgraded. An account
     /// at the hard stop answers `account_locked` — before its password is looked at, alike
     /// for right and wrong passwords — unless a device cookie or a known source vouches for
-    /// the attempt (see [`crate::protection`]).
+    /// the attempt (see [`crate::protection`]). What a success writes (the session, the
+    /// reset failure counts, the remembered device, the audit row) is one transaction.
     pub async fn sign_in(&self, input: SignIn, meta: &RequestMeta) -> Result<SessionGrant, Error> {
-        self.limit(Bucket::SigninIp, meta.source.as_deref()).await?;
-        let who = match &input.identifier {
-            Identifier::Email(e) => format!("email:{}", e.trim().to_lowercase()),
-            Identifier::Username(u) => format!("username:{}", u.trim().to_lowercase()),
-        };
-        let source = meta.source.clone().unwrap_or_default();
-        let account_source = meta.source.as_deref().map(|ip| format!("{who}|{ip}"));
-        self.limit(Bucket::SigninAccountIp, account_source.as_deref())
+        let shared = &self.shared;
+        shared
+            .limit(Bucket::SigninIp, meta.source.as_deref())
             .await?;
-        let typed = match &input.identifier {
-            Identifier::Email(e) | Identifier::Username(e) => e,
-        };
+        let typed_key = input.identifier.failure_key();
+        let source = meta.source.clone().unwrap_or_default();
+        let account_source = meta.source.as_deref().map(|ip| format!("{typed_key}|{ip}"));
+        shared
+            .limit(Bucket::SigninAccountIp, account_source.as_deref())
+            .await?;
+        let typed = input.identifier.typed();
         if typed.len() > 320 || typed.chars().any(char::is_control) {
             // No account is called that; answer as for any unknown one, at the same cost,
             // without storing what was typed.
-            self.inner.hasher.verify(&input.password, None).await?;
-            self.audit(
-                "user.signin_failed",
-                None,
-                None,
-                meta,
-                json!({ "reason": "malformed identifier", "identifier_digest": self.identifier_digest(&who) }),
-            )
-            .await?;
+            shared
+                .identity
+                .verify_password(None, &input.password)
+                .await?;
+            let details = json!({ "reason": "malformed identifier", "identifier_digest": shared.identifier_digest(&typed_key) });
+            shared
+                .audit("user.signin_failed", None, None, meta, details)
+                .await?;
             return Err(Error::InvalidCredentials);
         }
-        let (user, method) = match &input.identifier {
-            Identifier::Email(email) => {
-                (self.store.find_user_by_email(email.trim()).await?, "email")
-            }
-            Identifier::Username(name) => (
-                self.store.find_user_by_username(name.trim()).await?,
-                "username",
-            ),
+        let method = input.identifier.method();
+        let user = match &input.identifier {
+            Identifier::Email(email) => shared.store.find_user_by_email(email.trim()).await?,
+            Identifier::Username(name) => shared.store.find_user_by_username(name.trim()).await?,
         };
+        // A known account's failures count under its stored identifier, however it was
+        // typed, so an unlock (which knows only the stored form) always clears them.
+        let who = user
+            .as_ref()
+            .and_then(|u| input.identifier.stored_by(u))
+            .map_or(typed_key, |stored| stored.failure_key());
         // Asked for unknown identifiers too (as the nil id, which nothing vouches for), so
         // that an existing account costs no extra query: no timing tells them apart.
-        let voucher = self
+        let voucher = shared
             .voucher(
                 user.as_ref().map_or(uuid::Uuid::nil(), |u| u.id),
                 input.device_cookie.as_ref(),
@@ -200,101 +320,102 @@ impl Gatehouse {
             )
             .await?;
         let counted_as = voucher.failure_source(&source);
-        self.check_failures(&who, &counted_as).await?;
+        shared.check_failures(&who, &counted_as).await?;
         if let Some(locked) = user
             .as_ref()
             .filter(|u| u.locked_at.is_some() && !voucher.vouches())
         {
             // The same work and the same answer whatever the password: a stopped account
             // is no oracle for it.
-            self.inner.hasher.verify(&input.password, None).await?;
-            self.audit(
-                "user.signin_failed",
-                None,
-                Some(locked.id),
-                meta,
-                json!({ "by": method, "reason": "locked" }),
-            )
-            .await?;
+            shared
+                .identity
+                .verify_password(None, &input.password)
+                .await?;
+            let details = json!({ "by": method, "reason": "locked" });
+            shared
+                .audit("user.signin_failed", None, Some(locked.id), meta, details)
+                .await?;
             return Err(Error::AccountLocked);
         }
-        let verification = self
-            .inner
-            .hasher
-            .verify(
-                &input.password,
-                user.as_ref().and_then(|u| u.password_hash.as_deref()),
-            )
+        let verification = shared
+            .identity
+            .verify_password(user.as_ref(), &input.password)
             .await?;
         let known = user.as_ref().map(|u| u.id);
-        let Some(user) = user.filter(|_| verification.valid) else {
-            self.count_failure(&who, &counted_as, known, meta).await?;
+        let Some(mut user) = user.filter(|_| verification.valid) else {
             let details = match known {
                 Some(_) => json!({ "by": method, "reason": "wrong password" }),
                 None => json!({
                     "by": method,
                     "reason": "unknown identifier",
-                    "identifier_digest": self.identifier_digest(&who),
+                    "identifier_digest": shared.identifier_digest(&who),
                 }),
             };
-            self.audit("user.signin_failed", None, known, meta, details)
+            let event = shared.audit_record("user.signin_failed", None, known, meta, details);
+            let mut tx = shared.store.begin().await?;
+            shared
+                .count_failure(&mut tx, &who, &counted_as, known, meta)
                 .await?;
+            tx.insert_audit_event(&event).await?;
+            tx.commit().await?;
             return Err(Error::InvalidCredentials);
         };
-        if !user.is_active {
-            self.audit(
-                "user.signin_failed",
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({ "by": method, "reason": "inactive" }),
-            )
-            .await?;
-            return Err(Error::UserInactive);
-        }
-        let now = self.now();
-        if user.banned_until.is_some_and(|b| b.get() > now) {
-            self.audit(
-                "user.signin_failed",
-                Some(user.id),
-                Some(user.id),
-                meta,
-                json!({ "by": method, "reason": "banned" }),
-            )
-            .await?;
-            return Err(Error::UserBanned);
-        }
-        self.store.clear_sign_in_failures(&who, &counted_as).await?;
-        if user.failed_sign_ins != 0 {
-            self.store.reset_user_failures(user.id, false).await?;
-        }
-        if verification.needs_rehash {
-            let hash = self.inner.hasher.hash(&input.password).await?;
-            self.store
-                .update_password_hash(user.id, &hash, now.into())
+        let now = shared.now();
+        if let Err(refusal) = check_usable(&user, now) {
+            let reason = match refusal {
+                Error::UserBanned => "banned",
+                _ => "inactive",
+            };
+            let details = json!({ "by": method, "reason": reason });
+            shared
+                .audit(
+                    "user.signin_failed",
+                    Some(user.id),
+                    Some(user.id),
+                    meta,
+                    details,
+                )
                 .await?;
+            return Err(refusal);
         }
-        self.store.record_sign_in(user.id, now.into()).await?;
-        let device_cookie = self
-            .remember_sign_in(user.id, &voucher, input.remember_device, meta)
-            .await?;
-        let mut user = user;
-        user.last_sign_in_at = Some(now.into());
-        user.failed_sign_ins = 0;
+        let rehash = match verification.needs_rehash {
+            true => Some(shared.identity.new_password(&input.password).await?),
+            false => None,
+        };
         let vouched_by = match voucher {
             Voucher::Device(_) => "device",
             Voucher::KnownSource => "known_source",
             Voucher::Nothing => "none",
         };
-        self.audit(
-            "user.signin",
-            Some(user.id),
-            Some(user.id),
-            meta,
-            json!({ "by": method, "vouched_by": vouched_by, "while_locked": user.locked_at.is_some() }),
-        )
-        .await?;
-        let mut grant = self.start_session(user, "password", meta).await?;
+        let details = json!({ "by": method, "vouched_by": vouched_by, "while_locked": user.locked_at.is_some() });
+        let event = shared.audit_record("user.signin", Some(user.id), Some(user.id), meta, details);
+        let mut tx = shared.store.begin().await?;
+        tx.clear_sign_in_failures(&who, &counted_as).await?;
+        if user.failed_sign_ins != 0 {
+            tx.reset_user_failures(user.id, false).await?;
+        }
+        if let Some(hash) = rehash {
+            let change = UserChange {
+                password_hash: Some(hash),
+                ..UserChange::default()
+            };
+            let _ = shared
+                .identity
+                .change_user(&mut tx, user.id, &change, false, now.into())
+                .await?;
+        }
+        tx.record_sign_in(user.id, now.into()).await?;
+        let device_cookie = shared
+            .remember_sign_in(&mut tx, user.id, &voucher, input.remember_device, meta)
+            .await?;
+        tx.insert_audit_event(&event).await?;
+        user.last_sign_in_at = Some(now.into());
+        user.failed_sign_ins = 0;
+        let mut grant = shared
+            .identity
+            .start_session(&mut tx, user, "password", meta)
+            .await?;
+        tx.commit().await?;
         grant.device_cookie = device_cookie;
         Ok(grant)
     }
@@ -327,131 +448,171 @@ impl Gatehouse {
             display_name,
             avatar_url,
             user_metadata,
-            updated_at: self.now().into(),
+            updated_at: self.shared.now().into(),
         };
-        self.store.update_profile(user.id, &update).await?;
-        self.store.get_user(user.id).await?.ok_or(Error::NotFound)
+        let mut tx = self.shared.store.begin().await?;
+        tx.update_profile(user.id, &update).await?;
+        tx.commit().await?;
+        let mut after = user.clone();
+        after.display_name = update.display_name;
+        after.avatar_url = update.avatar_url;
+        after.user_metadata = gatehouse_store::Json(update.user_metadata);
+        after.updated_at = update.updated_at;
+        Ok(after)
     }
 
-    /// Changes one's password. It needs a proof that the caller is the account's owner, not
-    /// merely the holder of its access token: the current password, or a session signed in
-    /// within the reauthentication window. The new one must pass the policy, and every
-    /// other session ends.
-    pub async fn change_password(
+    /// Changes one's own email, password or metadata: the one operation behind
+    /// `POST /auth/password` and `PUT /auth/v1/user`. A new password or email needs a proof
+    /// that the caller is the account's owner, not merely the holder of its access token:
+    /// the current password, or a session signed in within the reauthentication window.
+    /// The new password must pass the policy. Everything is checked before the one
+    /// transaction, which writes the change, ends every other session on a new password
+    /// (and forgets the devices the old one vouched for), and audits it. `via` names the
+    /// surface, for the audit trail.
+    pub async fn update_own(
         &self,
         principal: &Principal,
-        current: Option<&SecretString>,
-        new: &SecretString,
+        own: OwnChange,
+        via: &'static str,
         meta: &RequestMeta,
-    ) -> Result<u64, Error> {
+    ) -> Result<OwnChanged, Error> {
+        let shared = &self.shared;
         let user = &principal.user;
-        self.limit(Bucket::PasswordAccount, Some(&user.id.to_string()))
-            .await?;
-        self.check_password(new, user.email.as_deref(), user.username.as_deref())?;
-        self.require_proof(principal, current, "password", meta)
-            .await?;
-        let change = UserChange {
-            password_hash: Some(self.inner.hasher.hash(new).await?),
-            ..UserChange::default()
-        };
-        self.write_own_change(principal, &change, "app", meta).await
+        let mut change = UserChange::default();
+        if let Some(email) = &own.email {
+            let email = validate::email(email)?;
+            if user
+                .email
+                .as_deref()
+                .is_none_or(|e| !e.eq_ignore_ascii_case(&email))
+            {
+                change.email = Some(email);
+            }
+        }
+        if let Some(metadata) = own.user_metadata {
+            validate::user_metadata(&metadata)?;
+            change.user_metadata = Some(metadata);
+        }
+        if let Some(password) = &own.password {
+            let email = change.email.as_deref().or(user.email.as_deref());
+            shared.check_password(password, email, user.username.as_deref())?;
+        }
+        if own.password.is_some() || change.email.is_some() {
+            // The limit first, so that current passwords cannot be guessed here faster
+            // than anywhere else.
+            shared
+                .limit(Bucket::PasswordAccount, Some(&user.id.to_string()))
+                .await?;
+            let what = if own.password.is_some() {
+                "password"
+            } else {
+                "email"
+            };
+            self.require_proof(principal, own.current_password.as_ref(), what, meta)
+                .await?;
+        }
+        if let Some(password) = &own.password {
+            change.password_hash = Some(shared.identity.new_password(password).await?);
+        }
+        self.write_own_change(principal, &change, via, meta).await
     }
 
     /// That the caller of a password or email change is the owner: `current` is their
     /// password, or — when none is given — their session was signed in within
     /// `reauth_window`. A stolen access token alone proves neither; a refresh does not
     /// renew the window. A wrong password is audited.
-    pub(crate) async fn require_proof(
+    async fn require_proof(
         &self,
         principal: &Principal,
         current: Option<&SecretString>,
         change: &'static str,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
+        let shared = &self.shared;
         let user = &principal.user;
         let (refusal, reason) = match current {
             Some(current) => {
-                let verification = self
-                    .inner
-                    .hasher
-                    .verify(current, user.password_hash.as_deref())
-                    .await?;
+                let verification = shared.identity.verify_password(Some(user), current).await?;
                 if verification.valid {
                     return Ok(());
                 }
                 (Error::CurrentPasswordInvalid, "current password wrong")
             }
             None => {
-                let window = self.settings().reauth_window;
+                let window = shared.settings.reauth_window;
                 let fresh = principal
                     .session
                     .authenticated_at
-                    .is_some_and(|at| self.now() - at.get() <= window);
+                    .is_some_and(|at| shared.now() - at.get() <= window);
                 if fresh {
                     return Ok(());
                 }
                 (Error::ReauthenticationNeeded, "reauthentication needed")
             }
         };
-        self.audit(
-            &format!("user.{change}_change_failed"),
-            Some(user.id),
-            Some(user.id),
-            meta,
-            json!({ "reason": reason }),
-        )
-        .await?;
+        let details = json!({ "reason": reason });
+        let action = format!("user.{change}_change_failed");
+        shared
+            .audit(&action, Some(user.id), Some(user.id), meta, details)
+            .await?;
         Err(refusal)
     }
 
-    /// Writes a user's change to their own account, with what follows it, in one
-    /// transaction: a new password ends every other session; each change is audited.
-    /// Returns how many sessions ended.
-    pub(crate) async fn write_own_change(
+    async fn write_own_change(
         &self,
         principal: &Principal,
         change: &UserChange,
         via: &str,
         meta: &RequestMeta,
-    ) -> Result<u64, Error> {
+    ) -> Result<OwnChanged, Error> {
+        let shared = &self.shared;
         let user = principal.user.id;
-        let mut effects = UserEffects::default();
+        let at: Timestamp = shared.now().into();
+        let mut tx = shared.store.begin().await?;
+        if shared
+            .identity
+            .change_user(&mut tx, user, change, false, at)
+            .await?
+            != ChangeOutcome::Changed
+        {
+            return Err(Error::NotFound);
+        }
+        let mut sessions_ended = 0;
         if change.password_hash.is_some() {
-            effects.end_sessions = Some("password_changed");
-            effects.forget_trust = true;
-            effects.keep_session = Some(principal.session.id);
-            effects.sessions_ended_in = Some(effects.audit.len());
-            effects.audit.push(self.audit_record(
+            sessions_ended = shared
+                .identity
+                .end_sessions(
+                    &mut tx,
+                    user,
+                    Some(principal.session.id),
+                    "password_changed",
+                )
+                .await?;
+            tx.forget_trust(user).await?;
+            let details = json!({ "via": via, "sessions_ended": sessions_ended });
+            let event = shared.audit_record(
                 "user.password_changed",
                 Some(user),
                 Some(user),
                 meta,
-                json!({ "via": via }),
-            ));
+                details,
+            );
+            tx.insert_audit_event(&event).await?;
+            // The owner just proved who they are from here: this source vouches again (a
+            // device cookie comes with the next app-API sign-in).
+            shared
+                .remember_sign_in(&mut tx, user, &Voucher::Nothing, false, meta)
+                .await?;
         }
         if change.email.is_some() || change.user_metadata.is_some() {
             let details = json!({ "email_changed": change.email.is_some(), "metadata_changed": change.user_metadata.is_some(), "via": via });
-            effects.audit.push(self.audit_record(
-                "user.updated",
-                Some(user),
-                Some(user),
-                meta,
-                details,
-            ));
+            let event = shared.audit_record("user.updated", Some(user), Some(user), meta, details);
+            tx.insert_audit_event(&event).await?;
         }
-        let (outcome, ended) = self
-            .store
-            .change_user_with(user, change, false, self.now().into(), &effects)
-            .await?;
-        if outcome != ChangeOutcome::Changed {
-            return Err(Error::NotFound);
-        }
-        if effects.forget_trust {
-            // The owner just proved who they are from here: this source vouches again (a
-            // device cookie comes with the next app-API sign-in).
-            self.remember_sign_in(user, &Voucher::Nothing, false, meta)
-                .await?;
-        }
-        Ok(ended)
+        tx.commit().await?;
+        Ok(OwnChanged {
+            user: change.applied_to(&principal.user, at),
+            sessions_ended,
+        })
     }
 }

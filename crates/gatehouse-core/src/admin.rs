@@ -1,22 +1,29 @@
-//! Roles and user management: the admin's view of users, changes guarded so that an admin
-//! cannot lock themself out and the deployment always keeps an active admin, and the
-//! audit trail of every change with what it was before and after.
+//! Roles and user management: the admin's view of users, one guarded update for every
+//! surface (the admin API, `/auth/v1/admin`, the CLI) so that an admin cannot lock
+//! themself out and the deployment always keeps an active admin, and the audit trail of
+//! every change with what it was before and after — written in the change's transaction.
 
-use gatehouse_store::{
-    user_sort_key, AuditQuery, AuditRecord, ChangeOutcome, SortKey, Timestamp, UserChange,
-    UserEffects, UserFilter, UserPageQuery, UserRecord, UserSort,
-};
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+mod listing;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use listing::decode_cursor;
+pub use listing::{user_cursor, AuditPage, UserListQuery, UserPage};
+
+use std::sync::Arc;
+
+use gatehouse_store::{ChangeOutcome, Timestamp, Transaction, UserChange, UserRecord};
+use secrecy::SecretString;
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::RequestMeta;
-use crate::crypto::{b64url, b64url_decode, random_bytes};
+use crate::crypto::{b64url, random_bytes};
+use crate::identity::IdentityProvider;
+use crate::ratelimit::Bucket;
 use crate::sessions::Principal;
-use crate::{validate, Error, Gatehouse};
+use crate::shared::Shared;
+use crate::{validate, Error};
 
 /// The roles gatehouse knows.
 pub const ROLES: [&str; 2] = ["user", "admin"];
@@ -51,39 +58,27 @@ impl Actor {
     }
 }
 
-/// A request for one page of users.
-#[derive(Debug, Clone, Default)]
-pub struct UserListQuery {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-    pub filter: UserFilter,
-    pub sort: Option<UserSort>,
-    pub descending: bool,
-    pub count: bool,
-}
-
-/// One page of users.
-#[derive(Debug, Clone)]
-pub struct UserPage {
-    pub users: Vec<UserRecord>,
-    pub next_cursor: Option<String>,
-    pub total: Option<i64>,
-}
-
-/// One page of audit events.
-#[derive(Debug, Clone)]
-pub struct AuditPage {
-    pub events: Vec<AuditRecord>,
-    pub next_cursor: Option<String>,
-}
-
-/// A change an admin makes to a user's account.
-#[derive(Debug, Clone, Default)]
+/// A change an admin makes to a user's account, from any surface. `None` leaves a field as
+/// it is.
+#[derive(Debug, Default)]
 pub struct UserPatch {
+    /// `user` or `admin`, under the role rules: an admin cannot demote themself, and the
+    /// last active admin cannot be demoted.
+    pub role: Option<String>,
+    /// Deactivation ends the user's sessions, under the same rules.
     pub is_active: Option<bool>,
     pub email: Option<String>,
     pub username: Option<Option<String>>,
     pub email_confirmed: Option<bool>,
+    /// The new user metadata, whole.
+    pub user_metadata: Option<Value>,
+    /// The new app metadata, whole (its `role` key is ignored: the role is `role`).
+    pub app_metadata: Option<Value>,
+    /// Banned until then; `Some(None)` lifts a ban.
+    pub banned_until: Option<Option<OffsetDateTime>>,
+    /// A new password (a recovery): every session ends and nothing the old one vouched for
+    /// stays trusted.
+    pub password: Option<SecretString>,
 }
 
 /// An account an admin or operator creates.
@@ -100,76 +95,12 @@ pub struct NewAccount {
     pub email_confirmed: bool,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Cursor {
-    s: String,
-    d: bool,
-    k: String,
-    i: Uuid,
-}
-
-fn sort_name(sort: UserSort) -> &'static str {
-    match sort {
-        UserSort::CreatedAt => "createdAt",
-        UserSort::Email => "email",
-    }
-}
-
-fn encode_cursor(sort: &str, descending: bool, key: String, id: Uuid) -> String {
-    let cursor = Cursor {
-        s: sort.to_owned(),
-        d: descending,
-        k: key,
-        i: id,
-    };
-    b64url(
-        serde_json::to_string(&cursor)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-}
-
-/// The cursor of the page that starts after `user` in this order: what `list_users` hands
-/// out as `next_cursor`. Public so that tools (the benchmark's deep-page scenario) can
-/// start anywhere in a list without paging to it.
-pub fn user_cursor(user: &UserRecord, sort: UserSort, descending: bool) -> String {
-    let key = match user_sort_key(user, sort) {
-        SortKey::Time(t) => t.to_string(),
-        SortKey::Text(s) => s,
-    };
-    encode_cursor(sort_name(sort), descending, key, user.id)
-}
-
-pub(crate) fn decode_cursor(
-    raw: &str,
-    sort: &str,
-    descending: bool,
-) -> Result<(String, Uuid), Error> {
-    let bad = || Error::invalid_query("cursor", "is not a cursor this list issued");
-    let bytes = b64url_decode(raw)
-        .filter(|b| b.len() <= 1024)
-        .ok_or_else(bad)?;
-    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if cursor.s != sort || cursor.d != descending {
-        return Err(Error::invalid_query(
-            "cursor",
-            "was issued for another sort order; start again without it",
-        ));
-    }
-    Ok((cursor.k, cursor.i))
-}
-
-fn parse_time(raw: &str) -> Option<Timestamp> {
-    OffsetDateTime::parse(raw, &Rfc3339)
-        .ok()
-        .map(Timestamp::new)
-}
-
 fn is_active_admin(user: &UserRecord) -> bool {
     user.role == "admin" && user.is_active && user.deleted_at.is_none()
 }
 
-pub(crate) fn changes(before: &UserRecord, after: &UserRecord) -> Value {
+/// What a change did to the fields an admin cares about, before and after.
+fn changes(before: &UserRecord, after: &UserRecord) -> Value {
     let view = |u: &UserRecord| {
         json!({
             "role": u.role, "isActive": u.is_active, "email": u.email, "username": u.username,
@@ -189,24 +120,95 @@ pub(crate) fn changes(before: &UserRecord, after: &UserRecord) -> Value {
     json!({ "before": old, "after": new })
 }
 
-/// Checks an admin's patch and turns it into one change, writing nothing.
-pub fn plan_user_patch(patch: &UserPatch, at: Timestamp) -> Result<UserChange, Error> {
+fn check_role(role: &str) -> Result<(), Error> {
+    if ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(Error::invalid("role", "must be user or admin"))
+    }
+}
+
+/// Checks an admin's patch against the user as it is and turns it into one change, writing
+/// nothing: every field's error comes before the first write. The password is checked by
+/// the caller, who hashes it.
+pub fn plan_user_patch(
+    before: &UserRecord,
+    patch: &UserPatch,
+    at: Timestamp,
+) -> Result<UserChange, Error> {
+    if let Some(role) = &patch.role {
+        check_role(role)?;
+    }
     let email = patch.email.as_deref().map(validate::email).transpose()?;
     let username = match &patch.username {
         Some(Some(name)) => Some(Some(validate::username(name)?)),
         Some(None) => Some(None),
         None => None,
     };
+    if let Some(metadata) = &patch.user_metadata {
+        validate::user_metadata(metadata)?;
+    }
+    let app_metadata = match &patch.app_metadata {
+        Some(app) => {
+            validate::metadata("app_metadata", app)?;
+            let mut app = app.clone();
+            if let Some(map) = app.as_object_mut() {
+                map.remove("role");
+            }
+            Some(app)
+        }
+        None => None,
+    };
     Ok(UserChange {
+        role: patch.role.clone().filter(|role| *role != before.role),
         is_active: patch.is_active,
         email,
         username,
         email_confirmed_at: patch.email_confirmed.map(|c| c.then_some(at)),
+        user_metadata: patch.user_metadata.clone(),
+        app_metadata,
+        banned_until: patch.banned_until.map(|b| b.map(Timestamp::from)),
         ..UserChange::default()
     })
 }
 
-impl Gatehouse {
+/// Maps the outcome of a guarded write to its error.
+fn outcome(outcome: ChangeOutcome) -> Result<(), Error> {
+    match outcome {
+        ChangeOutcome::Changed => Ok(()),
+        ChangeOutcome::NotFound => Err(Error::NotFound),
+        ChangeOutcome::LastAdmin => Err(Error::Conflict {
+            code: "last_admin",
+            message: "this would leave no active admin",
+        }),
+    }
+}
+
+fn refuse_self(actor: Actor, target: Uuid, what: &'static str) -> Result<(), Error> {
+    if actor.id() == Some(target) {
+        return Err(Error::Conflict {
+            code: "cannot_modify_self",
+            message: what,
+        });
+    }
+    Ok(())
+}
+
+/// The admin service.
+#[derive(Clone)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn identity(&self) -> &IdentityProvider {
+        &self.shared.identity
+    }
+
     /// Admits only a caller whose role, as the database has it now, is `admin`.
     pub fn require_admin(&self, principal: &Principal) -> Result<Actor, Error> {
         if is_active_admin(&principal.user) {
@@ -216,69 +218,21 @@ impl Gatehouse {
         }
     }
 
-    /// One page of live users.
-    pub async fn list_users(&self, query: UserListQuery) -> Result<UserPage, Error> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::invalid_query("limit", "must be between 1 and 100"));
-        }
-        if let Some(role) = &query.filter.role {
-            if !ROLES.contains(&role.as_str()) {
-                return Err(Error::invalid_query("role", "must be user or admin"));
-            }
-        }
-        if query
-            .filter
-            .q
-            .as_ref()
-            .is_some_and(|q| q.chars().count() > 320)
-        {
-            return Err(Error::invalid_query("q", "must be at most 320 characters"));
-        }
-        let sort = query.sort.unwrap_or(UserSort::CreatedAt);
-        let name = sort_name(sort);
-        let after = match &query.cursor {
-            None => None,
-            Some(raw) => {
-                let (key, id) = decode_cursor(raw, name, query.descending)?;
-                let key = match sort {
-                    UserSort::CreatedAt => SortKey::Time(parse_time(&key).ok_or_else(|| {
-                        Error::invalid_query("cursor", "is not a cursor this list issued")
-                    })?),
-                    UserSort::Email => SortKey::Text(key),
-                };
-                Some((key, id))
-            }
+    /// Admin writes are rate-limited per admin (and for the service-role key as one);
+    /// operators at the CLI are not.
+    async fn limit(&self, actor: Actor) -> Result<(), Error> {
+        let key = match actor {
+            Actor::Admin(id) => Some(id.to_string()),
+            Actor::ServiceKey => Some("service_role".to_owned()),
+            Actor::Operator => None,
         };
-        let page = UserPageQuery {
-            filter: query.filter.clone(),
-            sort,
-            descending: query.descending,
-            after,
-            limit: limit + 1,
-        };
-        let mut users = self.store.list_users(&page).await?;
-        let more = users.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        users.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = match users.last() {
-            Some(last) if more => Some(user_cursor(last, sort, query.descending)),
-            _ => None,
-        };
-        let total = if query.count {
-            Some(self.store.count_users(&query.filter).await?)
-        } else {
-            None
-        };
-        Ok(UserPage {
-            users,
-            next_cursor,
-            total,
-        })
+        self.shared.limit(Bucket::AdminWrite, key.as_deref()).await
     }
 
     /// A live user.
     pub async fn get_user(&self, id: Uuid) -> Result<UserRecord, Error> {
-        self.store
+        self.shared
+            .store
             .get_user(id)
             .await?
             .filter(|u| u.deleted_at.is_none())
@@ -290,6 +244,7 @@ impl Gatehouse {
         match Uuid::parse_str(email_or_id) {
             Ok(id) => self.get_user(id).await,
             Err(_) => self
+                .shared
                 .store
                 .find_user_by_email(email_or_id)
                 .await?
@@ -297,44 +252,7 @@ impl Gatehouse {
         }
     }
 
-    /// Writes `change` with its `effects` in one transaction; a guard that refuses it
-    /// (the last admin, a user deleted meanwhile) leaves nothing written.
-    pub(crate) async fn apply(
-        &self,
-        target: &UserRecord,
-        change: &UserChange,
-        removes_admin: bool,
-        at: Timestamp,
-        effects: &UserEffects,
-    ) -> Result<(), Error> {
-        let keep_an_admin = removes_admin && is_active_admin(target);
-        match self
-            .store
-            .change_user_with(target.id, change, keep_an_admin, at, effects)
-            .await?
-            .0
-        {
-            ChangeOutcome::Changed => Ok(()),
-            ChangeOutcome::NotFound => Err(Error::NotFound),
-            ChangeOutcome::LastAdmin => Err(Error::Conflict {
-                code: "last_admin",
-                message: "this would leave no active admin",
-            }),
-        }
-    }
-
-    pub(crate) fn refuse_self(actor: Actor, target: Uuid, what: &'static str) -> Result<(), Error> {
-        if actor.id() == Some(target) {
-            return Err(Error::Conflict {
-                code: "cannot_modify_self",
-                message: what,
-            });
-        }
-        Ok(())
-    }
-
-    /// Sets a user's role. An admin cannot demote themself; the last active admin cannot
-    /// be demoted.
+    /// Sets a user's role: [`Admin::update_user`] with only the role.
     pub async fn set_role(
         &self,
         actor: Actor,
@@ -342,39 +260,19 @@ impl Gatehouse {
         role: &str,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
-        self.limit_admin(actor).await?;
-        if !ROLES.contains(&role) {
-            return Err(Error::invalid("role", "must be user or admin"));
-        }
-        let before = self.get_user(id).await?;
-        if role != "admin" {
-            Self::refuse_self(actor, id, "admins cannot demote themselves")?;
-        }
-        let change = UserChange {
+        check_role(role)?;
+        let patch = UserPatch {
             role: Some(role.to_owned()),
-            ..UserChange::default()
+            ..UserPatch::default()
         };
-        let at: Timestamp = self.now().into();
-        let mut details = changes(&before, &change.applied_to(&before, at));
-        details["via"] = json!(actor.via());
-        let effects = UserEffects {
-            end_sessions: None,
-            audit: vec![self.audit_record(
-                "admin.user_role_changed",
-                actor.id(),
-                Some(id),
-                meta,
-                details,
-            )],
-            ..UserEffects::default()
-        };
-        self.apply(&before, &change, role != "admin", at, &effects)
-            .await?;
-        self.get_user(id).await
+        self.update_user(actor, id, patch, meta).await
     }
 
-    /// Changes a user's account. Deactivation ends the user's sessions; an admin cannot
-    /// deactivate themself; the last active admin cannot be deactivated.
+    /// Changes a user's account: the one admin update of every surface. The whole patch
+    /// is checked first; then the change, what it brings (deactivation or a new password
+    /// ends the user's sessions) and its audit rows are one transaction. An admin cannot
+    /// demote or deactivate themself; the last active admin can be neither demoted nor
+    /// deactivated.
     pub async fn update_user(
         &self,
         actor: Actor,
@@ -382,34 +280,105 @@ impl Gatehouse {
         patch: UserPatch,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
-        self.limit_admin(actor).await?;
+        self.limit(actor).await?;
         let before = self.get_user(id).await?;
-        let at: Timestamp = self.now().into();
-        let change = plan_user_patch(&patch, at)?;
+        let at: Timestamp = self.shared.now().into();
+        let mut change = plan_user_patch(&before, &patch, at)?;
+        if let Some(password) = &patch.password {
+            let email = change.email.as_deref().or(before.email.as_deref());
+            self.shared
+                .check_password(password, email, before.username.as_deref())?;
+        }
+        let demotes = change.role.as_deref().is_some_and(|role| role != "admin");
+        if demotes {
+            refuse_self(actor, id, "admins cannot demote themselves")?;
+        }
         let deactivates = patch.is_active == Some(false);
         if deactivates {
-            Self::refuse_self(actor, id, "admins cannot deactivate themselves")?;
+            refuse_self(actor, id, "admins cannot deactivate themselves")?;
         }
-        let mut details = changes(&before, &change.applied_to(&before, at));
-        details["via"] = json!(actor.via());
-        let effects = UserEffects {
-            end_sessions: deactivates.then_some("deactivated"),
-            audit: vec![self.audit_record(
-                "admin.user_updated",
-                actor.id(),
-                Some(id),
-                meta,
-                details,
-            )],
-            ..UserEffects::default()
+        if let Some(password) = &patch.password {
+            change.password_hash = Some(self.identity().new_password(password).await?);
+        }
+        let mut audit = Vec::new();
+        if change.role.is_some() {
+            let role_only = UserChange {
+                role: change.role.clone(),
+                ..UserChange::default()
+            };
+            let mut details = changes(&before, &role_only.applied_to(&before, at));
+            details["via"] = json!(actor.via());
+            audit.push(("admin.user_role_changed", details));
+        }
+        let role_only = patch.role.is_some()
+            && patch.is_active.is_none()
+            && patch.email.is_none()
+            && patch.username.is_none()
+            && patch.email_confirmed.is_none()
+            && patch.user_metadata.is_none()
+            && patch.app_metadata.is_none()
+            && patch.banned_until.is_none()
+            && patch.password.is_none();
+        let after = change.applied_to(&before, at);
+        if !role_only {
+            let mut details = changes(&before, &after);
+            details["via"] = json!(actor.via());
+            details["password_changed"] = json!(change.password_hash.is_some());
+            details["metadata_changed"] =
+                json!(change.user_metadata.is_some() || change.app_metadata.is_some());
+            if let Some(ban) = change.banned_until {
+                details["banned_until"] = json!(ban.map(|b| b.to_string()));
+            }
+            audit.push(("admin.user_updated", details));
+        }
+        let ends_sessions = if deactivates {
+            Some("deactivated")
+        } else {
+            change
+                .password_hash
+                .is_some()
+                .then_some("password_set_by_admin")
         };
-        self.apply(&before, &change, deactivates, at, &effects)
+        let keep_an_admin = (demotes || deactivates) && is_active_admin(&before);
+        let mut tx = self.shared.store.begin().await?;
+        let written = self
+            .identity()
+            .change_user(&mut tx, id, &change, keep_an_admin, at)
             .await?;
-        self.get_user(id).await
+        outcome(written)?;
+        if let Some(reason) = ends_sessions {
+            self.identity()
+                .end_sessions(&mut tx, id, None, reason)
+                .await?;
+        }
+        if change.password_hash.is_some() {
+            // A password an admin sets is a recovery: nothing the old one vouched for stays.
+            tx.forget_trust(id).await?;
+        }
+        self.write_audit(&mut tx, actor, id, meta, audit).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn write_audit(
+        &self,
+        tx: &mut Transaction,
+        actor: Actor,
+        target: Uuid,
+        meta: &RequestMeta,
+        events: Vec<(&str, Value)>,
+    ) -> Result<(), Error> {
+        for (action, details) in events {
+            let event = self
+                .shared
+                .audit_record(action, actor.id(), Some(target), meta, details);
+            tx.insert_audit_event(&event).await?;
+        }
+        Ok(())
     }
 
     /// Deletes a user: softly by default (marked deleted, sessions ended, email and
-    /// username freed), or with `hard` the rows themselves.
+    /// username freed), or with `hard` the rows themselves. Never the last active admin.
     pub async fn delete_user(
         &self,
         actor: Actor,
@@ -417,49 +386,40 @@ impl Gatehouse {
         hard: bool,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
-        self.limit_admin(actor).await?;
+        self.limit(actor).await?;
         let before = self.get_user(id).await?;
-        Self::refuse_self(actor, id, "admins cannot delete themselves")?;
-        let at: Timestamp = self.now().into();
+        refuse_self(actor, id, "admins cannot delete themselves")?;
+        let at: Timestamp = self.shared.now().into();
         let details = json!({
             "hard": hard, "via": actor.via(),
             "before": { "email": before.email, "username": before.username, "role": before.role },
         });
-        let audit =
-            vec![self.audit_record("admin.user_deleted", actor.id(), Some(id), meta, details)];
+        let keep_an_admin = is_active_admin(&before);
+        let mut tx = self.shared.store.begin().await?;
         if hard {
             // The cascade takes the sessions with the row.
-            let effects = UserEffects {
-                end_sessions: None,
-                audit,
-                ..UserEffects::default()
-            };
-            match self
-                .store
-                .delete_user(id, is_active_admin(&before), at, &effects)
-                .await?
-            {
-                ChangeOutcome::Changed => {}
-                ChangeOutcome::NotFound => return Err(Error::NotFound),
-                ChangeOutcome::LastAdmin => {
-                    return Err(Error::Conflict {
-                        code: "last_admin",
-                        message: "this would leave no active admin",
-                    })
-                }
-            }
+            outcome(
+                self.identity()
+                    .delete_user(&mut tx, id, keep_an_admin)
+                    .await?,
+            )?;
         } else {
             let change = UserChange {
                 deleted_at: Some(at),
                 ..UserChange::default()
             };
-            let effects = UserEffects {
-                end_sessions: Some("deleted"),
-                audit,
-                ..UserEffects::default()
-            };
-            self.apply(&before, &change, true, at, &effects).await?;
+            let written = self
+                .identity()
+                .change_user(&mut tx, id, &change, keep_an_admin, at)
+                .await?;
+            outcome(written)?;
+            self.identity()
+                .end_sessions(&mut tx, id, None, "deleted")
+                .await?;
         }
+        let events = vec![("admin.user_deleted", details)];
+        self.write_audit(&mut tx, actor, id, meta, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -470,35 +430,30 @@ impl Gatehouse {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<u64, Error> {
-        self.limit_admin(actor).await?;
+        self.limit(actor).await?;
         self.get_user(id).await?;
+        let mut tx = self.shared.store.begin().await?;
         let ended = self
-            .store
-            .revoke_user_sessions(id, None, self.now().into(), "admin")
+            .identity()
+            .end_sessions(&mut tx, id, None, "admin")
             .await?;
-        self.audit(
-            "admin.user_sessions_revoked",
-            actor.id(),
-            Some(id),
-            meta,
-            json!({ "sessions_ended": ended, "via": actor.via() }),
-        )
-        .await?;
+        let details = json!({ "sessions_ended": ended, "via": actor.via() });
+        let events = vec![("admin.user_sessions_revoked", details)];
+        self.write_audit(&mut tx, actor, id, meta, events).await?;
+        tx.commit().await?;
         Ok(ended)
     }
 
     /// Creates an account with a role; generates a password when none is given and
-    /// returns it, once.
+    /// returns it, once. The user, its profile and the audit row are one transaction.
     pub async fn create_account(
         &self,
         actor: Actor,
         input: NewAccount,
         meta: &RequestMeta,
     ) -> Result<(UserRecord, Option<SecretString>), Error> {
-        self.limit_admin(actor).await?;
-        if !ROLES.contains(&input.role.as_str()) {
-            return Err(Error::invalid("role", "must be user or admin"));
-        }
+        self.limit(actor).await?;
+        check_role(&input.role)?;
         let mut input = input;
         let generated = match input.password {
             Some(_) => None,
@@ -511,110 +466,68 @@ impl Gatehouse {
                 Some(password)
             }
         };
-        let user = self.insert_account(input, generated.is_none()).await?;
-        let details = json!({ "role": user.role, "via": actor.via(), "generated_password": generated.is_some() });
-        self.audit(
-            "admin.user_created",
-            actor.id(),
-            Some(user.id),
-            meta,
-            details,
-        )
-        .await?;
+        let new = self.shared.plan_account(input, generated.is_none()).await?;
+        let details = json!({ "role": new.role, "via": actor.via(), "generated_password": generated.is_some() });
+        let mut tx = self.shared.store.begin().await?;
+        let user = self.identity().create_user(&mut tx, &new).await?;
+        let events = vec![("admin.user_created", details)];
+        self.write_audit(&mut tx, actor, user.id, meta, events)
+            .await?;
+        tx.commit().await?;
         Ok((user, generated))
     }
 
-    /// One page of audit events, newest first.
-    pub async fn list_audit(
-        &self,
-        mut query: AuditQuery,
-        limit: Option<i64>,
-        cursor: Option<&str>,
-    ) -> Result<AuditPage, Error> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::invalid_query("limit", "must be between 1 and 100"));
-        }
-        if let Some(raw) = cursor {
-            let (key, id) = decode_cursor(raw, "audit", true)?;
-            let at = parse_time(&key).ok_or_else(|| {
-                Error::invalid_query("cursor", "is not a cursor this list issued")
-            })?;
-            query.cursor = Some((at, id));
-        }
-        query.limit = limit + 1;
-        let mut events = self.store.list_audit_events(&query).await?;
-        let more = events.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        events.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = match events.last() {
-            Some(last) if more => Some(encode_cursor(
-                "audit",
-                true,
-                last.created_at.to_string(),
-                last.id,
-            )),
-            _ => None,
-        };
-        Ok(AuditPage {
-            events,
-            next_cursor,
-        })
-    }
-
-    /// Parses an RFC 3339 time of a query parameter.
-    pub fn parse_query_time(param: &'static str, raw: &str) -> Result<Timestamp, Error> {
-        parse_time(raw).ok_or_else(|| {
-            Error::invalid_query(param, "must be an RFC 3339 time, e.g. 2026-11-21T00:00:00Z")
-        })
-    }
-
-    /// A password given on the command line's standard input.
-    pub fn password_from(raw: &str) -> SecretString {
-        SecretString::from(raw.trim_end_matches(['\r', '\n']).to_owned())
-    }
-
-    /// The exposed value of a generated password, for printing it once.
-    pub fn reveal(password: &SecretString) -> &str {
-        password.expose_secret()
-    }
-}
-
-impl Gatehouse {
-    /// Admin writes are rate-limited per admin (and for the service-role key as one);
-    /// operators at the CLI are not.
-    pub(crate) async fn limit_admin(&self, actor: Actor) -> Result<(), Error> {
-        let key = match actor {
-            Actor::Admin(id) => Some(id.to_string()),
-            Actor::ServiceKey => Some("service_role".to_owned()),
-            Actor::Operator => None,
-        };
-        self.limit(crate::ratelimit::Bucket::AdminWrite, key.as_deref())
-            .await
-    }
-}
-
-impl Gatehouse {
-    /// Lifts the lock of the hard stop and forgets the user's failed sign-ins.
+    /// Lifts the lock of the hard stop and forgets the user's failed sign-ins, under
+    /// every identifier the user signs in with.
     pub async fn unlock_user(
         &self,
         actor: Actor,
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<UserRecord, Error> {
-        self.limit_admin(actor).await?;
+        self.limit(actor).await?;
         let user = self.get_user(id).await?;
-        self.store.reset_user_failures(id, true).await?;
         let mut identifiers = Vec::new();
         if let Some(email) = &user.email {
-            identifiers.push(format!("email:{}", email.to_lowercase()));
+            identifiers.push(crate::Identifier::Email(email.clone()).failure_key());
         }
         if let Some(username) = &user.username {
-            identifiers.push(format!("username:{}", username.to_lowercase()));
+            identifiers.push(crate::Identifier::Username(username.clone()).failure_key());
         }
-        self.store.clear_all_sign_in_failures(&identifiers).await?;
         let details = json!({ "was_locked": user.locked_at.is_some(), "failed_sign_ins": user.failed_sign_ins, "via": actor.via() });
-        self.audit("admin.user_unlocked", actor.id(), Some(id), meta, details)
-            .await?;
-        self.get_user(id).await
+        let mut tx = self.shared.store.begin().await?;
+        tx.reset_user_failures(id, true).await?;
+        tx.clear_all_sign_in_failures(&identifiers).await?;
+        let events = vec![("admin.user_unlocked", details)];
+        self.write_audit(&mut tx, actor, id, meta, events).await?;
+        tx.commit().await?;
+        let mut after = user;
+        after.failed_sign_ins = 0;
+        after.locked_at = None;
+        Ok(after)
+    }
+
+    /// Records a refused admin request (ASVS 16.3.2): who asked (the user behind a token,
+    /// or none for a key or an invalid token), with what, for what. Past 60 a minute from
+    /// one source, refusals are logged instead of written.
+    pub async fn audit_denied(
+        &self,
+        actor: Option<Uuid>,
+        meta: &RequestMeta,
+        details: Value,
+    ) -> Result<(), Error> {
+        let source = meta.source.clone().unwrap_or_default();
+        if self
+            .shared
+            .limit(Bucket::DeniedAudit, Some(&source))
+            .await
+            .is_err()
+        {
+            tracing::warn!(actor = ?actor, "refused admin request not audited: over the audit rate for this source");
+            return Ok(());
+        }
+        self.shared
+            .audit("authz.denied", actor, None, meta, details)
+            .await
     }
 }

@@ -1,10 +1,5 @@
-//! Recording what happened: who, to whom, from where, and what changed. Never a secret.
-
-use gatehouse_store::{AuditRecord, Json};
-use serde_json::Value;
-use uuid::Uuid;
-
-use crate::{Error, Gatehouse};
+//! Where a request came from, as the audit trail and the rate limits see it. (Audit events
+//! are made by `Shared::audit_record` and written in the transaction of what they record.)
 
 /// Where a request came from, as the HTTP layer saw it.
 #[derive(Debug, Clone, Default)]
@@ -34,64 +29,5 @@ impl RequestMeta {
         let mut meta = Self::new(Some(ip.to_string()), user_agent);
         meta.source = Some(crate::ratelimit::source_key(ip, ipv6_prefix));
         meta
-    }
-}
-
-impl Gatehouse {
-    /// Appends an audit event.
-    pub(crate) async fn audit(
-        &self,
-        action: &str,
-        actor: Option<Uuid>,
-        target: Option<Uuid>,
-        meta: &RequestMeta,
-        details: Value,
-    ) -> Result<(), Error> {
-        let event = self.audit_record(action, actor, target, meta, details);
-        self.store.insert_audit_event(&event).await?;
-        Ok(())
-    }
-
-    /// An audit event to write with the change it records, in its transaction.
-    pub(crate) fn audit_record(
-        &self,
-        action: &str,
-        actor: Option<Uuid>,
-        target: Option<Uuid>,
-        meta: &RequestMeta,
-        details: Value,
-    ) -> AuditRecord {
-        let now = self.now();
-        AuditRecord {
-            id: crate::new_id(now),
-            created_at: now.into(),
-            action: action.to_owned(),
-            actor_id: actor,
-            target_id: target,
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            details: Json(details),
-        }
-    }
-
-    /// Records a refused admin request (ASVS 16.3.2): who asked (the user behind a token,
-    /// or none for a key or an invalid token), with what, for what. Past 60 a minute from
-    /// one source, refusals are logged instead of written.
-    pub async fn audit_denied(
-        &self,
-        actor: Option<Uuid>,
-        meta: &RequestMeta,
-        details: Value,
-    ) -> Result<(), Error> {
-        let source = meta.source.clone().unwrap_or_default();
-        if self
-            .limit(crate::ratelimit::Bucket::DeniedAudit, Some(&source))
-            .await
-            .is_err()
-        {
-            tracing::warn!(actor = ?actor, "refused admin request not audited: over the audit rate for this source");
-            return Ok(());
-        }
-        self.audit("authz.denied", actor, None, meta, details).await
     }
 }

@@ -1,11 +1,21 @@
 //! The rules of auth: passwords, tokens, sessions, users. No HTTP, no SQL.
 //!
-//! [`Gatehouse`] is the service the HTTP layer and the CLI call; it owns the
-//! [`Store`](gatehouse_store::Store), the [`Clock`](clock::Clock), the signing keys and the
-//! password hasher.
+//! [`Gatehouse`] holds the services the HTTP layer and the CLI call, one per domain, each
+//! with its whole API in one module:
+//!
+//! - [`Accounts`](accounts::Accounts): sign-up, sign-in, one's own profile, password and email;
+//! - [`Sessions`](sessions::Sessions): refresh, sign-out, authenticating an access token;
+//! - [`Admin`](admin::Admin): user management, roles, locks and the audit trail;
+//! - [`Keys`](keys::Keys): signing keys, the JWKS and the API keys.
+//!
+//! Where credentials live (the password hashes, the sessions and refresh tokens) is behind
+//! one boundary, [`identity::IdentityProvider`]; the services reach them only through it.
+//! Every action that writes opens one [`Transaction`](gatehouse_store::Transaction) and
+//! commits its audit row with it.
 
-mod accounts;
+pub mod accounts;
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod clock;
 pub mod crypto;
@@ -14,126 +24,57 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod identity;
 pub mod keys;
 pub mod password;
 mod protection;
 pub mod ratelimit;
 mod secrets;
-mod sessions;
-pub mod supabase;
+pub mod sessions;
+mod settings;
+mod shared;
 pub mod tokens;
 pub mod validate;
 
-pub use accounts::{Identifier, ProfileChange, SignIn, SignUp};
+pub use accounts::{Accounts, Identifier, OwnChange, ProfileChange, SignIn, SignUp};
+pub use admin::{Actor, Admin, NewAccount, UserPatch};
 pub use audit::RequestMeta;
 pub use error::Error;
 pub use gatehouse_store as store;
+pub use keys::Keys;
 pub use protection::Protection;
-pub use sessions::{Principal, SessionGrant};
+pub use sessions::{Principal, SessionGrant, Sessions, SignOutScope};
+pub use settings::Settings;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clock::Clock;
 use gatehouse_store::Store;
-use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::csrf::Csrf;
-use crate::keys::{JwtAlg, KeyConfig, KeyRing};
-use crate::password::{HashLimits, Hasher, PasswordPolicy};
-use crate::tokens::TokenService;
+use crate::shared::Shared;
 
-/// Everything the rules of auth are configured by.
-#[derive(Clone)]
-pub struct Settings {
-    /// Base URL of the server; the token issuer is `<this>/auth/v1`.
-    pub public_url: String,
-    pub jwt_alg: JwtAlg,
-    pub jwt_secret: Option<SecretString>,
-    pub key_encryption_key: Option<SecretString>,
-    pub access_token_ttl: Duration,
-    /// Tolerance for clock skew when checking `exp` and `nbf`.
-    pub jwt_leeway: Duration,
-    /// How long a rotated-in key is published before it signs.
-    pub key_publish_ahead: Duration,
-    pub refresh_reuse_interval: Duration,
-    pub session_idle_timeout: Duration,
-    pub session_max_lifetime: Duration,
-    /// How long after signing in a session may change its password or email without the
-    /// current password.
-    pub reauth_window: Duration,
-    pub password_policy: PasswordPolicy,
-    pub hash_limits: HashLimits,
-    pub rate_limits: ratelimit::RateLimits,
-    pub protection: protection::Protection,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("public_url", &self.public_url)
-            .field("jwt_alg", &self.jwt_alg)
-            .field("access_token_ttl", &self.access_token_ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            public_url: "http://localhost:8080".to_owned(),
-            jwt_alg: JwtAlg::Es256,
-            jwt_secret: None,
-            key_encryption_key: None,
-            access_token_ttl: Duration::from_secs(30 * 60),
-            jwt_leeway: Duration::from_secs(5),
-            key_publish_ahead: Duration::from_secs(10 * 60),
-            refresh_reuse_interval: Duration::from_secs(10),
-            session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
-            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
-            reauth_window: Duration::from_secs(10 * 60),
-            password_policy: PasswordPolicy::default(),
-            hash_limits: HashLimits::default(),
-            rate_limits: ratelimit::RateLimits::default(),
-            protection: protection::Protection::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// The `iss` of our tokens.
-    pub fn issuer(&self) -> String {
-        format!("{}/auth/v1", self.public_url.trim_end_matches('/'))
-    }
-}
-
-struct Inner {
-    settings: Settings,
-    keys: KeyRing,
-    tokens: TokenService,
-    hasher: Hasher,
-    csrf: Csrf,
-    devices: protection::DeviceCookies,
-    /// Keys the digests of typed identifiers in the audit trail.
-    identifier_key: [u8; 32],
-    api_keys: supabase::ApiKeys,
-    limiter: ratelimit::Limiter,
-}
-
-/// The auth service: everything gatehouse decides, over one store and one clock.
+/// The auth service: everything gatehouse decides, over one store and one clock. Cloning
+/// is cheap (every part is shared).
 #[derive(Clone)]
 pub struct Gatehouse {
-    store: Store,
-    clock: Arc<dyn Clock>,
-    inner: Arc<Inner>,
+    /// Sign-up, sign-in, one's own account.
+    pub accounts: Accounts,
+    /// Refresh, sign-out, authentication of access tokens.
+    pub sessions: Sessions,
+    /// User management and the audit trail.
+    pub admin: Admin,
+    /// Signing keys, the JWKS and the API keys.
+    pub keys: Keys,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Gatehouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gatehouse")
-            .field("backend", &self.store.backend())
+            .field("backend", &self.shared.store.backend())
             .finish_non_exhaustive()
     }
 }
@@ -155,115 +96,59 @@ pub(crate) fn new_id(now: OffsetDateTime) -> Uuid {
 
 impl Gatehouse {
     /// Starts the service over an open, migrated store: loads (or, on first start,
-    /// generates) the signing keys, the CSRF key and the dummy password hash.
+    /// generates) the signing keys, the CSRF key and the API-key secret.
     pub async fn start(
         store: Store,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Self, Error> {
-        let now = clock.now();
-        let keys = KeyRing::start(
-            store.clone(),
-            KeyConfig {
-                alg: settings.jwt_alg,
-                hs256_secret: settings.jwt_secret.clone(),
-                key_encryption_key: settings.key_encryption_key.clone(),
-                retire_grace: settings.access_token_ttl + settings.jwt_leeway,
-                publish_ahead: settings.key_publish_ahead,
-            },
-            now,
-        )
-        .await?;
-        let secrets = Arc::new(secrets::InstanceSecrets::new(
-            store.clone(),
-            settings.key_encryption_key.as_ref(),
-        )?);
-        let csrf_key = secrets.get("csrf", now).await?;
-        let tokens = TokenService::new(settings.issuer(), settings.jwt_leeway);
-        let hasher = Hasher::new(settings.hash_limits)?;
-        let api_keys = supabase::ApiKeys::load(secrets, settings.issuer(), now).await?;
-        let limiter = ratelimit::Limiter::new(settings.rate_limits.clone()).await?;
+        let shared = Arc::new(Shared::start(store, clock, settings).await?);
         Ok(Self {
-            store,
-            clock,
-            inner: Arc::new(Inner {
-                settings,
-                keys,
-                tokens,
-                hasher,
-                devices: protection::DeviceCookies::new(&csrf_key),
-                identifier_key: crypto::hmac_sha256(&csrf_key, b"gatehouse audit identifiers v1"),
-                csrf: Csrf::new(csrf_key),
-                api_keys,
-                limiter,
-            }),
+            accounts: Accounts::new(shared.clone()),
+            sessions: Sessions::new(shared.clone()),
+            admin: Admin::new(shared.clone()),
+            keys: Keys::new(shared.clone()),
+            shared,
         })
     }
 
     /// The store, for operations outside the rules of auth (migrate, close).
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.shared.store
     }
 
     /// The settings this service runs with.
     pub fn settings(&self) -> &Settings {
-        &self.inner.settings
-    }
-
-    /// The signing keys.
-    pub fn keys(&self) -> &KeyRing {
-        &self.inner.keys
+        &self.shared.settings
     }
 
     /// The current time by our clock.
     pub fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+        self.shared.now()
     }
 
     /// Whether the database answers within `timeout`.
     pub async fn check_ready(&self, timeout: Duration) -> Result<(), Error> {
-        match tokio::time::timeout(timeout, self.store.ping()).await {
+        match tokio::time::timeout(timeout, self.shared.store.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(Error::Unavailable(Box::new(err))),
             Err(_) => Err(Error::Unavailable("database did not answer in time".into())),
         }
     }
 
-    /// The public keys, as a JWKS document.
-    pub async fn jwks(&self) -> Result<serde_json::Value, Error> {
-        Ok(self.inner.keys.keys().await?.jwks(self.now()))
-    }
-
-    /// Takes one request from a rate-limit bucket; nothing to limit without a key (an
-    /// operator at the CLI has no IP).
-    pub(crate) async fn limit(
-        &self,
-        bucket: ratelimit::Bucket,
-        key: Option<&str>,
-    ) -> Result<(), Error> {
-        match key {
-            Some(key) => {
-                let now_ms = i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000)
-                    .unwrap_or(i64::MAX);
-                self.inner.limiter.check(bucket, key, now_ms).await
-            }
-            None => Ok(()),
-        }
-    }
-
     /// How many password verifications have run in this process (real and dummy alike):
     /// each sign-in attempt that reaches the password costs exactly one.
     pub fn password_verifications(&self) -> u64 {
-        self.inner.hasher.verifications()
+        self.shared.identity.password_verifications()
     }
 
     /// A fresh CSRF token.
     pub fn issue_csrf_token(&self) -> Result<String, Error> {
-        self.inner.csrf.issue()
+        self.shared.csrf.issue()
     }
 
     /// Checks a CSRF header against its cookie.
     pub fn check_csrf(&self, header: Option<&str>, cookie: Option<&str>) -> Result<(), Error> {
-        self.inner.csrf.check(header, cookie)
+        self.shared.csrf.check(header, cookie)
     }
 }

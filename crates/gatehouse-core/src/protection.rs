@@ -8,14 +8,15 @@
 
 use std::time::Duration;
 
-use gatehouse_store::{Trust, TrustKind};
+use gatehouse_store::{Transaction, Trust, TrustKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::RequestMeta;
 use crate::crypto::{b64url, b64url_decode, hmac_sha256, hmac_sha256_verify, random_bytes, sha256};
-use crate::{Error, Gatehouse};
+use crate::shared::Shared;
+use crate::Error;
 
 /// How failed sign-ins are slowed and stopped.
 #[derive(Debug, Clone)]
@@ -145,7 +146,7 @@ impl Voucher {
     }
 }
 
-impl Gatehouse {
+impl Shared {
     /// What vouches for an attempt at `user` from `meta` with `device_cookie`.
     pub(crate) async fn voucher(
         &self,
@@ -154,9 +155,9 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> Result<Voucher, Error> {
         let now = self.now();
-        let protection = &self.settings().protection;
+        let protection = &self.settings.protection;
         if let Some(device) = device_cookie
-            .and_then(|c| self.inner.devices.read(c.expose_secret()))
+            .and_then(|c| self.devices.read(c.expose_secret()))
             .filter(|d| d.user == user)
         {
             let since = (now - protection.device_lifetime).into();
@@ -185,13 +186,14 @@ impl Gatehouse {
     /// device cookie that replaces the one it came with. Returns the cookie to set.
     pub(crate) async fn remember_sign_in(
         &self,
+        tx: &mut Transaction,
         user: Uuid,
         voucher: &Voucher,
         wants_device: bool,
         meta: &RequestMeta,
     ) -> Result<Option<SecretString>, Error> {
         let now = self.now();
-        let protection = &self.settings().protection;
+        let protection = &self.settings.protection;
         if let Some(source) = &meta.source {
             let forget = (now - protection.known_source_for).into();
             let trust = Trust {
@@ -200,12 +202,12 @@ impl Gatehouse {
                 key: source,
                 replaces: None,
             };
-            self.store.trust(&trust, now.into(), forget, 100).await?;
+            tx.trust(&trust, now.into(), forget, 100).await?;
         }
         if !wants_device {
             return Ok(None);
         }
-        let (cookie, key) = self.inner.devices.issue(user)?;
+        let (cookie, key) = self.devices.issue(user)?;
         let replaces = match voucher {
             Voucher::Device(old) => Some(old.as_str()),
             _ => None,
@@ -217,8 +219,7 @@ impl Gatehouse {
             key: &key,
             replaces,
         };
-        self.store
-            .trust(&trust, now.into(), forget, protection.devices_per_account)
+        tx.trust(&trust, now.into(), forget, protection.devices_per_account)
             .await?;
         Ok(Some(cookie))
     }
@@ -226,7 +227,7 @@ impl Gatehouse {
     /// A keyed hash of what was typed as an identifier, for the audit trail: equal inputs
     /// can be correlated, but nothing typed (a password in the email field) is stored.
     pub(crate) fn identifier_digest(&self, who: &str) -> String {
-        b64url(&hmac_sha256(&self.inner.identifier_key, who.as_bytes()))
+        b64url(&hmac_sha256(&self.identifier_key, who.as_bytes()))
     }
 
     /// Refuses an attempt that comes too soon after failures from the same source: a
@@ -237,7 +238,7 @@ impl Gatehouse {
             return Ok(());
         };
         let now = self.now();
-        let protection = &self.settings().protection;
+        let protection = &self.settings.protection;
         // Rounded up: a client that waits what it is told is never refused again.
         let wait = |until: time::OffsetDateTime| Error::RateLimited {
             retry_after: u64::try_from(((until - now).whole_milliseconds() + 999) / 1000)
@@ -268,15 +269,15 @@ impl Gatehouse {
     /// against the account; audits the locks this reaches.
     pub(crate) async fn count_failure(
         &self,
+        tx: &mut Transaction,
         who: &str,
         source: &str,
         user: Option<Uuid>,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
         let now = self.now();
-        let protection = &self.settings().protection;
-        let record = self
-            .store
+        let protection = &self.settings.protection;
+        let record = tx
             .record_sign_in_failure(
                 who,
                 source,
@@ -291,23 +292,18 @@ impl Gatehouse {
                 "until": (now + protection.lock_for).to_string(),
                 "identifier_digest": self.identifier_digest(who),
             });
-            self.audit("user.signin_locked_from_source", None, user, meta, details)
-                .await?;
+            let event =
+                self.audit_record("user.signin_locked_from_source", None, user, meta, details);
+            tx.insert_audit_event(&event).await?;
         }
         if let Some(id) = user {
-            let (count, locked) = self
-                .store
+            let (count, locked) = tx
                 .count_user_failure(id, now.into(), protection.hard_cap)
                 .await?;
             if locked {
-                self.audit(
-                    "user.locked",
-                    None,
-                    Some(id),
-                    meta,
-                    json!({ "consecutive_failures": count }),
-                )
-                .await?;
+                let details = json!({ "consecutive_failures": count });
+                let event = self.audit_record("user.locked", None, Some(id), meta, details);
+                tx.insert_audit_event(&event).await?;
                 tracing::warn!(user_id = %id, "account locked after {count} consecutive failed sign-ins");
             }
         }

@@ -6,7 +6,6 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use gatehouse_core::admin::{Actor, UserListQuery, UserPatch};
 use gatehouse_core::store::{AuditQuery, AuditRecord, UserFilter, UserSort};
-use gatehouse_core::Gatehouse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -29,6 +28,21 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit))
 }
 
+/// An RFC 3339 time of a query parameter.
+fn parse_query_time(
+    param: &'static str,
+    raw: &str,
+) -> Result<gatehouse_core::store::Timestamp, gatehouse_core::Error> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(gatehouse_core::store::Timestamp::new)
+        .map_err(|_| {
+            gatehouse_core::Error::invalid_query(
+                param,
+                "must be an RFC 3339 time, e.g. 2026-11-21T00:00:00Z",
+            )
+        })
+}
+
 /// A caller with the admin role: no token → 401, not an admin → 403 `forbidden`.
 #[derive(Debug)]
 pub struct Admin(pub Actor);
@@ -41,7 +55,7 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        match state.gatehouse.require_admin(&principal) {
+        match state.gatehouse.admin.require_admin(&principal) {
             Ok(actor) => Ok(Self(actor)),
             Err(err) => {
                 crate::extract::audit_refusal(parts, state, Some(principal.user.id), "user token")
@@ -124,10 +138,7 @@ pub async fn list_users(
             return Err(gatehouse_core::Error::invalid_query("order", "must be asc or desc").into())
         }
     };
-    let time = |param, raw: Option<String>| {
-        raw.map(|r| Gatehouse::parse_query_time(param, &r))
-            .transpose()
-    };
+    let time = |param, raw: Option<String>| raw.map(|r| parse_query_time(param, &r)).transpose();
     let query = UserListQuery {
         limit: params.limit,
         cursor: params.cursor,
@@ -142,7 +153,7 @@ pub async fn list_users(
         descending,
         count: params.count.unwrap_or(false),
     };
-    let page = state.gatehouse.list_users(query).await?;
+    let page = state.gatehouse.admin.list_users(query).await?;
     Ok(axum::Json(UsersResponse {
         users: page.users.into_iter().map(UserBody::from).collect(),
         next_cursor: page.next_cursor,
@@ -168,7 +179,7 @@ pub async fn get_user(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     Ok(axum::Json(UserResponse {
-        user: state.gatehouse.get_user(id).await?.into(),
+        user: state.gatehouse.admin.get_user(id).await?.into(),
     }))
 }
 
@@ -203,6 +214,7 @@ pub async fn set_role(
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let user = state
         .gatehouse
+        .admin
         .set_role(actor, id, &body.role, &meta)
         .await?;
     Ok(axum::Json(UserResponse { user: user.into() }))
@@ -242,7 +254,11 @@ pub async fn update_user(
     Json(body): Json<UserPatchRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let patch = user_patch_of(body);
-    let user = state.gatehouse.update_user(actor, id, patch, &meta).await?;
+    let user = state
+        .gatehouse
+        .admin
+        .update_user(actor, id, patch, &meta)
+        .await?;
     Ok(axum::Json(UserResponse { user: user.into() }))
 }
 
@@ -253,6 +269,7 @@ pub(crate) fn user_patch_of(body: UserPatchRequest) -> UserPatch {
         email: body.email,
         username: body.username,
         email_confirmed: body.email_confirmed,
+        ..UserPatch::default()
     }
 }
 
@@ -285,6 +302,7 @@ pub async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     state
         .gatehouse
+        .admin
         .delete_user(actor, id, params.hard.unwrap_or(false), &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -314,7 +332,11 @@ pub async fn delete_user_sessions(
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<SessionsEndedResponse>, ApiError> {
-    let ended = state.gatehouse.end_user_sessions(actor, id, &meta).await?;
+    let ended = state
+        .gatehouse
+        .admin
+        .end_user_sessions(actor, id, &meta)
+        .await?;
     Ok(axum::Json(SessionsEndedResponse {
         sessions_ended: ended,
     }))
@@ -336,7 +358,7 @@ pub async fn unlock_user(
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
-    let user = state.gatehouse.unlock_user(actor, id, &meta).await?;
+    let user = state.gatehouse.admin.unlock_user(actor, id, &meta).await?;
     Ok(axum::Json(UserResponse { user: user.into() }))
 }
 
@@ -414,10 +436,7 @@ pub async fn list_audit(
     _admin: Admin,
     Query(params): Query<AuditParams>,
 ) -> Result<axum::Json<AuditResponse>, ApiError> {
-    let time = |param, raw: Option<String>| {
-        raw.map(|r| Gatehouse::parse_query_time(param, &r))
-            .transpose()
-    };
+    let time = |param, raw: Option<String>| raw.map(|r| parse_query_time(param, &r)).transpose();
     let query = AuditQuery {
         actor: params.actor,
         target: params.user,
@@ -429,6 +448,7 @@ pub async fn list_audit(
     };
     let page = state
         .gatehouse
+        .admin
         .list_audit(query, params.limit, params.cursor.as_deref())
         .await?;
     Ok(axum::Json(AuditResponse {

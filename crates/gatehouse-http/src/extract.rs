@@ -150,7 +150,7 @@ impl FromRequestParts<crate::AppState> for Authenticated {
         state: &crate::AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or_else(ApiError::missing_bearer)?;
-        Ok(Self(state.gatehouse.authenticate(token).await?))
+        Ok(Self(state.gatehouse.sessions.authenticate(token).await?))
     }
 }
 
@@ -180,7 +180,12 @@ pub(crate) async fn audit_refusal(
         "path": parts.uri.path(),
         "credential": credential,
     });
-    if let Err(err) = state.gatehouse.audit_denied(actor, &meta, details).await {
+    if let Err(err) = state
+        .gatehouse
+        .admin
+        .audit_denied(actor, &meta, details)
+        .await
+    {
         tracing::error!(error = %err, "could not audit a refused admin request");
     }
 }

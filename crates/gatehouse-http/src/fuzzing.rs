@@ -53,15 +53,20 @@ pub fn plan_admin_bodies(data: &[u8]) {
         datetime!(9999-12-31 23:00 UTC),
     ];
     if let Ok(body) = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data) {
-        let update = crate::gotrue::admin::admin_update_of(body);
         for now in nows {
-            let _ = gatehouse_core::supabase::plan_admin_update(&user, &update, now);
+            let body = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data);
+            if let Ok(patch) = body
+                .map_err(|_| ())
+                .and_then(|b| crate::gotrue::parse::admin_patch(b, &user, now).map_err(|_| ()))
+            {
+                let _ = gatehouse_core::admin::plan_user_patch(&user, &patch, at(now));
+            }
         }
     }
     if let Ok(body) = serde_json::from_slice::<crate::admin::UserPatchRequest>(data) {
         let patch = crate::admin::user_patch_of(body);
         for now in nows {
-            let _ = gatehouse_core::admin::plan_user_patch(&patch, at(now));
+            let _ = gatehouse_core::admin::plan_user_patch(&user, &patch, at(now));
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod dto;
+pub(crate) mod parse;
 pub(crate) mod user;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -15,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::supabase::ApiRole;
+use gatehouse_core::api_keys::ApiRole;
 use gatehouse_core::{Error, Principal};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -372,7 +373,7 @@ impl FromRequestParts<AppState> for UserJwt {
                 "This endpoint requires a valid Bearer token",
             )
         })?;
-        Ok(Self(state.gatehouse.authenticate(token).await?))
+        Ok(Self(state.gatehouse.sessions.authenticate(token).await?))
     }
 }
 
@@ -395,10 +396,10 @@ impl FromRequestParts<AppState> for ServiceRole {
             )
         })?;
         let not_admin = || GoTrueError::new(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
-        let (actor, credential, refusal) = match state.gatehouse.verify_api_key(token).await? {
+        let (actor, credential, refusal) = match state.gatehouse.keys.verify_api_key(token).await? {
             Some(ApiRole::ServiceRole) => return Ok(Self),
             Some(ApiRole::Anon) => (None, "anon key", not_admin()),
-            None => match state.gatehouse.authenticate(token).await {
+            None => match state.gatehouse.sessions.authenticate(token).await {
                 Ok(principal) => (Some(principal.user.id), "user token", not_admin()),
                 Err(err) => (None, "invalid token", GoTrueError::from(err)),
             },

@@ -24,7 +24,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 async fn jwks_response(state: &AppState) -> Result<Response, ApiError> {
-    let jwks = state.gatehouse.jwks().await?;
+    let jwks = state.gatehouse.keys.jwks().await?;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE))],
         axum::Json(jwks),

@@ -4,8 +4,11 @@
 use uuid::Uuid;
 
 use crate::query::{bind_args, like_contains, Arg, Sql};
+use crate::transaction::with_tx;
 use crate::users::SELECT_USER;
-use crate::{with_pool, AuditRecord, Backend, Store, StoreError, Timestamp, UserRecord};
+use crate::{
+    with_pool, AuditRecord, Backend, Store, StoreError, Timestamp, Transaction, UserRecord,
+};
 
 /// Which users a list shows. Deleted users are never listed.
 #[derive(Debug, Clone, Default)]
@@ -110,26 +113,9 @@ impl UserChange {
     }
 }
 
-/// What a change of a user brings with it, written in the same transaction: all of it or
-/// none of it.
-#[derive(Debug, Clone, Default)]
-pub struct UserEffects {
-    /// End every live session of the user (and their refresh tokens), for this reason...
-    pub end_sessions: Option<&'static str>,
-    /// ... but this one (the session of a user changing their own password).
-    pub keep_session: Option<Uuid>,
-    /// Forget every device and source that vouched for the user's sign-ins (a new
-    /// password: whoever signed in with the old one is trusted no more).
-    pub forget_trust: bool,
-    /// Audit events to append.
-    pub audit: Vec<AuditRecord>,
-    /// The audit event (by index) whose details get `sessions_ended`: how many sessions
-    /// the change ended, known only inside the transaction.
-    pub sessions_ended_in: Option<usize>,
-}
-
 /// What came of a guarded change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 pub enum ChangeOutcome {
     Changed,
     NotFound,
@@ -265,34 +251,64 @@ impl Store {
         Ok(with_pool!(self, pool => sqlx::query_scalar(SQL).fetch_one(pool).await?))
     }
 
+    /// Audit events matching `query`, newest first.
+    pub async fn list_audit_events(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut sql = Sql::new(
+            "SELECT id, created_at, action, actor_id, target_id, ip, user_agent, details FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(actor) = query.actor {
+            let p = sql.arg(Arg::Id(actor));
+            sql.push(&format!(" AND actor_id = {p}"));
+        }
+        if let Some(target) = query.target {
+            let p = sql.arg(Arg::Id(target));
+            sql.push(&format!(" AND target_id = {p}"));
+        }
+        if let Some(action) = &query.action {
+            let p = sql.arg(Arg::Text(action.clone()));
+            sql.push(&format!(" AND action = {p}"));
+        }
+        if let Some(after) = query.after {
+            let p = sql.arg(Arg::Time(after));
+            sql.push(&format!(" AND created_at >= {p}"));
+        }
+        if let Some(before) = query.before {
+            let p = sql.arg(Arg::Time(before));
+            sql.push(&format!(" AND created_at < {p}"));
+        }
+        if let Some((at, id)) = query.cursor {
+            let (t, i) = (sql.arg(Arg::Time(at)), sql.arg(Arg::Id(id)));
+            sql.push(&format!(" AND (created_at, id) < ({t}, {i})"));
+        }
+        let limit = sql.arg(Arg::Int(query.limit));
+        sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
+        Ok(
+            with_pool!(self, pool => bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?),
+        )
+    }
+
+    /// The backend, for callers that explain plans.
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == Backend::Postgres
+    }
+}
+
+impl Transaction {
     /// Applies `change` to the live user `id`. With `keep_an_admin`, the change happens only
     /// if another active admin remains, checked in the same statement; on Postgres,
-    /// changes that could remove an admin are also serialized by an advisory lock, so two
-    /// admins demoting each other at once cannot both succeed.
+    /// changes that could remove an admin are also serialized by an advisory lock (held
+    /// until this transaction ends), so two admins demoting each other at once cannot both
+    /// succeed. A refused change writes nothing.
     pub async fn change_user(
-        &self,
+        &mut self,
         id: Uuid,
         change: &UserChange,
         keep_an_admin: bool,
         at: Timestamp,
     ) -> Result<ChangeOutcome, StoreError> {
-        let (outcome, _) = self
-            .change_user_with(id, change, keep_an_admin, at, &UserEffects::default())
-            .await?;
-        Ok(outcome)
-    }
-
-    /// [`Store::change_user`] and its effects (ended sessions, audit events) in one
-    /// transaction: when the change is refused, nothing of it is written. Returns the
-    /// outcome and how many sessions ended.
-    pub async fn change_user_with(
-        &self,
-        id: Uuid,
-        change: &UserChange,
-        keep_an_admin: bool,
-        at: Timestamp,
-        effects: &UserEffects,
-    ) -> Result<(ChangeOutcome, u64), StoreError> {
         let mut sql = Sql::new("UPDATE users SET ");
         let _ = sql.arg(Arg::Id(id));
         let mut sets = vec![format!("updated_at = {}", sql.arg(Arg::Time(at)))];
@@ -347,138 +363,52 @@ impl Store {
         if keep_an_admin {
             sql.push(&format!(" AND {ANOTHER_ADMIN}"));
         }
-        self.guarded(&sql, id, keep_an_admin, effects, at).await
+        self.guarded(&sql, id, keep_an_admin).await
     }
 
-    /// Removes the user `id` and, by cascade, its profile, sessions and refresh tokens,
-    /// with `effects` (its audit events) in the same transaction.
+    /// Removes the user `id` and, by cascade, its profile, sessions and refresh tokens.
     pub async fn delete_user(
-        &self,
+        &mut self,
         id: Uuid,
         keep_an_admin: bool,
-        at: Timestamp,
-        effects: &UserEffects,
     ) -> Result<ChangeOutcome, StoreError> {
         let mut sql = Sql::new("DELETE FROM users WHERE id = $1");
         let _ = sql.arg(Arg::Id(id));
         if keep_an_admin {
             sql.push(&format!(" AND {ANOTHER_ADMIN}"));
         }
-        let (outcome, _) = self.guarded(&sql, id, keep_an_admin, effects, at).await?;
-        Ok(outcome)
+        self.guarded(&sql, id, keep_an_admin).await
     }
 
     async fn guarded(
-        &self,
+        &mut self,
         sql: &Sql,
         id: Uuid,
         keep_an_admin: bool,
-        effects: &UserEffects,
-        at: Timestamp,
-    ) -> Result<(ChangeOutcome, u64), StoreError> {
-        let _writing = self.write_lock().await;
-        let postgres = matches!(self, Store::Postgres(_));
-        let keep = effects.keep_session.unwrap_or(Uuid::nil());
-        let (changed, ended) = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+    ) -> Result<ChangeOutcome, StoreError> {
+        let postgres = self.is_postgres();
+        let changed = with_tx!(self, conn => {
             if postgres && keep_an_admin {
                 sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
             }
-            // The guarded write comes first: on SQLite its statement takes the write lock
-            // before it reads, so the guard and the write are atomic.
-            let n = bind_args!(sqlx::query(&sql.text), &sql.args)
-                .execute(&mut *tx)
+            bind_args!(sqlx::query(&sql.text), &sql.args)
+                .execute(&mut *conn)
                 .await?
-                .rows_affected();
-            let mut ended = 0;
-            if n == 1 {
-                if let Some(reason) = effects.end_sessions {
-                    sqlx::query(crate::sessions::REVOKE_USER_TOKENS)
-                        .bind(id).bind(keep).bind(at)
-                        .execute(&mut *tx).await?;
-                    ended = sqlx::query(crate::sessions::REVOKE_USER_SESSIONS)
-                        .bind(id).bind(keep).bind(at).bind(reason)
-                        .execute(&mut *tx).await?.rows_affected();
-                }
-                if effects.forget_trust {
-                    sqlx::query("DELETE FROM sign_in_trust WHERE user_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (i, event) in effects.audit.iter().enumerate() {
-                    let mut event = event.clone();
-                    if effects.sessions_ended_in == Some(i) {
-                        event.details.0["sessions_ended"] = ended.into();
-                    }
-                    crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_EVENT), event)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            (n, ended)
+                .rows_affected()
         });
         if changed == 1 {
-            return Ok((ChangeOutcome::Changed, ended));
+            return Ok(ChangeOutcome::Changed);
         }
         let live = self
             .get_user(id)
             .await?
             .is_some_and(|u| u.deleted_at.is_none());
-        let outcome = if live && keep_an_admin {
+        Ok(if live && keep_an_admin {
             ChangeOutcome::LastAdmin
         } else {
             ChangeOutcome::NotFound
-        };
-        Ok((outcome, 0))
-    }
-
-    /// Audit events matching `query`, newest first.
-    pub async fn list_audit_events(
-        &self,
-        query: &AuditQuery,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql = Sql::new(
-            "SELECT id, created_at, action, actor_id, target_id, ip, user_agent, details FROM audit_log WHERE 1 = 1",
-        );
-        if let Some(actor) = query.actor {
-            let p = sql.arg(Arg::Id(actor));
-            sql.push(&format!(" AND actor_id = {p}"));
-        }
-        if let Some(target) = query.target {
-            let p = sql.arg(Arg::Id(target));
-            sql.push(&format!(" AND target_id = {p}"));
-        }
-        if let Some(action) = &query.action {
-            let p = sql.arg(Arg::Text(action.clone()));
-            sql.push(&format!(" AND action = {p}"));
-        }
-        if let Some(after) = query.after {
-            let p = sql.arg(Arg::Time(after));
-            sql.push(&format!(" AND created_at >= {p}"));
-        }
-        if let Some(before) = query.before {
-            let p = sql.arg(Arg::Time(before));
-            sql.push(&format!(" AND created_at < {p}"));
-        }
-        if let Some((at, id)) = query.cursor {
-            let (t, i) = (sql.arg(Arg::Time(at)), sql.arg(Arg::Id(id)));
-            sql.push(&format!(" AND (created_at, id) < ({t}, {i})"));
-        }
-        let limit = sql.arg(Arg::Int(query.limit));
-        sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
-        Ok(
-            with_pool!(self, pool => bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?),
-        )
-    }
-
-    /// The backend, for callers that explain plans.
-    pub fn is_postgres(&self) -> bool {
-        self.backend() == Backend::Postgres
+        })
     }
 }

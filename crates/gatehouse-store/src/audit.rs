@@ -4,7 +4,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{with_pool, Store, StoreError, Timestamp};
+use crate::transaction::with_tx;
+use crate::{with_pool, Store, StoreError, Timestamp, Transaction};
 
 /// An audit event.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,16 +38,24 @@ macro_rules! bind_event {
             .bind(&$event.details)
     };
 }
-pub(crate) use bind_event;
 
-impl Store {
-    /// Appends an event.
-    pub async fn insert_audit_event(&self, event: &AuditRecord) -> Result<(), StoreError> {
-        let _writing = self.write_lock().await;
-        with_pool!(self, pool => {
-            bind_event!(sqlx::query(INSERT_EVENT), event).execute(pool).await?;
+impl Transaction {
+    /// Appends an event, to commit with the change it records.
+    pub async fn insert_audit_event(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
+        with_tx!(self, conn => {
+            bind_event!(sqlx::query(INSERT_EVENT), event).execute(&mut *conn).await?;
         });
         Ok(())
+    }
+}
+
+impl Store {
+    /// Appends an event in a transaction of its own (an event that records no change: a
+    /// refused request).
+    pub async fn insert_audit_event(&self, event: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.insert_audit_event(event).await?;
+        tx.commit().await
     }
 
     /// The newest `limit` events, newest first.

@@ -15,11 +15,12 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
+mod transaction;
 mod users;
 
 pub use admin::{
-    user_sort_key, AuditQuery, ChangeOutcome, SortKey, UserChange, UserEffects, UserFilter,
-    UserPageQuery, UserSort,
+    user_sort_key, AuditQuery, ChangeOutcome, SortKey, UserChange, UserFilter, UserPageQuery,
+    UserSort,
 };
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
@@ -29,6 +30,7 @@ pub use sessions::{NewRefreshToken, NewSession, RefreshTokenRecord, SessionRecor
 pub use sqlx;
 pub use sqlx::types::Json;
 pub use timestamp::Timestamp;
+pub use transaction::Transaction;
 pub use users::{NewUser, ProfileUpdate, UserRecord};
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds: one SQL string,

@@ -6,7 +6,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{with_pool, Store, StoreError, Timestamp};
+use crate::transaction::with_tx;
+use crate::{with_pool, Store, StoreError, Timestamp, Transaction};
 
 /// A session row.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -85,43 +86,6 @@ const SELECT_TOKEN: &str =
      revoked_at FROM refresh_tokens";
 
 impl Store {
-    /// Writes a session and its first refresh token in one transaction.
-    pub async fn create_session(
-        &self,
-        session: &NewSession,
-        token: &NewRefreshToken,
-    ) -> Result<(), StoreError> {
-        const INSERT_SESSION: &str =
-            "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
-             refreshed_at, not_after, authenticated_at, authentication_method) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8)";
-        let _writing = self.write_lock().await;
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(INSERT_SESSION)
-                .bind(session.id)
-                .bind(session.user_id)
-                .bind(Json(&session.amr))
-                .bind(&session.user_agent)
-                .bind(&session.ip)
-                .bind(session.created_at)
-                .bind(session.not_after)
-                .bind(&session.authentication_method)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_TOKEN)
-                .bind(token.id)
-                .bind(token.session_id)
-                .bind(&token.token_hash[..])
-                .bind(token.parent_id)
-                .bind(token.created_at)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
     /// The session with this id.
     pub async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!("{SELECT_SESSION} WHERE id = $1");
@@ -167,10 +131,6 @@ impl Store {
         new: &NewRefreshToken,
         successor_sealed: &[u8],
     ) -> Result<bool, StoreError> {
-        const MARK_ROTATED: &str =
-            "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
-             WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
-        const TOUCH_SESSION: &str = "UPDATE sessions SET refreshed_at = $2 WHERE id = $1";
         // Postgres: the same three writes as one statement, so one round trip instead of
         // five (BEGIN, three writes, COMMIT). The UPDATE's row lock is the compare-and-set:
         // a concurrent rotation of the same token waits, re-reads `rotated_at` and claims
@@ -199,38 +159,86 @@ impl Store {
                 .await?;
             return Ok(inserted == 1);
         }
-        let _writing = self.write_lock().await;
-        Ok(with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // Write first: on SQLite this takes the write lock before anything is read.
-            sqlx::query(INSERT_TOKEN)
+        // SQLite: the same three writes as one multi-statement query, one hand-off to the
+        // connection's worker thread instead of three. `changes()` is the row count of the
+        // statement before, so nothing is inserted or touched unless the claim succeeded.
+        const ROTATE_SQLITE: &str =
+            "UPDATE refresh_tokens SET rotated_at = $5, successor_sealed = $6 \
+                 WHERE id = $7 AND rotated_at IS NULL AND revoked_at IS NULL; \
+             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
+                 SELECT $1, $2, $3, $4, $5 WHERE changes() = 1; \
+             UPDATE sessions SET refreshed_at = $5 WHERE id = $2 AND changes() = 1";
+        let mut tx = self.begin().await?;
+        let written = with_tx!(tx, conn => {
+            sqlx::query(ROTATE_SQLITE)
                 .bind(new.id)
                 .bind(new.session_id)
                 .bind(&new.token_hash[..])
                 .bind(new.parent_id)
                 .bind(new.created_at)
-                .execute(&mut *tx)
-                .await?;
-            let claimed = sqlx::query(MARK_ROTATED)
-                .bind(old_id)
-                .bind(new.created_at)
                 .bind(successor_sealed)
-                .execute(&mut *tx)
+                .bind(old_id)
+                .execute(&mut *conn)
                 .await?
-                .rows_affected() == 1;
-            if claimed {
-                sqlx::query(TOUCH_SESSION).bind(new.session_id).bind(new.created_at).execute(&mut *tx).await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            claimed
-        }))
+                .rows_affected()
+        });
+        tx.commit().await?;
+        Ok(written == 3)
+    }
+}
+
+impl Transaction {
+    /// Writes a session and its first refresh token, and returns the session as written.
+    pub async fn create_session(
+        &mut self,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> Result<SessionRecord, StoreError> {
+        const INSERT_SESSION: &str =
+            "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
+             refreshed_at, not_after, authenticated_at, authentication_method) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8)";
+        with_tx!(self, conn => {
+            sqlx::query(INSERT_SESSION)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(Json(&session.amr))
+                .bind(&session.user_agent)
+                .bind(&session.ip)
+                .bind(session.created_at)
+                .bind(session.not_after)
+                .bind(&session.authentication_method)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(INSERT_TOKEN)
+                .bind(token.id)
+                .bind(token.session_id)
+                .bind(&token.token_hash[..])
+                .bind(token.parent_id)
+                .bind(token.created_at)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(SessionRecord {
+            id: session.id,
+            user_id: session.user_id,
+            aal: "aal1".to_owned(),
+            amr: Json(session.amr.clone()),
+            user_agent: session.user_agent.clone(),
+            ip: session.ip.clone(),
+            created_at: session.created_at,
+            refreshed_at: session.created_at,
+            not_after: session.not_after,
+            revoked_at: None,
+            revoked_reason: None,
+            authenticated_at: Some(session.created_at),
+            authentication_method: Some(session.authentication_method.clone()),
+        })
     }
 
     /// Ends a session and every refresh token of it. Returns whether it was live.
     pub async fn revoke_session(
-        &self,
+        &mut self,
         id: Uuid,
         at: Timestamp,
         reason: &str,
@@ -238,19 +246,16 @@ impl Store {
         const SESSION: &str = "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
              WHERE id = $1 AND revoked_at IS NULL";
         const TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL";
-        let _writing = self.write_lock().await;
-        Ok(with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let live = sqlx::query(SESSION).bind(id).bind(at).bind(reason).execute(&mut *tx).await?.rows_affected() == 1;
-            sqlx::query(TOKENS).bind(id).bind(at).execute(&mut *tx).await?;
-            tx.commit().await?;
+        Ok(with_tx!(self, conn => {
+            let live = sqlx::query(SESSION).bind(id).bind(at).bind(reason).execute(&mut *conn).await?.rows_affected() == 1;
+            sqlx::query(TOKENS).bind(id).bind(at).execute(&mut *conn).await?;
             live
         }))
     }
 
     /// Ends every live session of a user except `keep`. Returns how many ended.
     pub async fn revoke_user_sessions(
-        &self,
+        &mut self,
         user_id: Uuid,
         keep: Option<Uuid>,
         at: Timestamp,
@@ -260,12 +265,9 @@ impl Store {
         let keep = keep.unwrap_or(Uuid::nil());
         const TOKENS: &str = REVOKE_USER_TOKENS;
         const SESSIONS: &str = REVOKE_USER_SESSIONS;
-        let _writing = self.write_lock().await;
-        Ok(with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(TOKENS).bind(user_id).bind(keep).bind(at).execute(&mut *tx).await?;
-            let ended = sqlx::query(SESSIONS).bind(user_id).bind(keep).bind(at).bind(reason).execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
+        Ok(with_tx!(self, conn => {
+            sqlx::query(TOKENS).bind(user_id).bind(keep).bind(at).execute(&mut *conn).await?;
+            let ended = sqlx::query(SESSIONS).bind(user_id).bind(keep).bind(at).bind(reason).execute(&mut *conn).await?.rows_affected();
             ended
         }))
     }

@@ -6,7 +6,10 @@ use uuid::Uuid;
 
 use std::sync::LazyLock;
 
-use crate::{with_pool, RefreshTokenRecord, SessionRecord, Store, StoreError, Timestamp};
+use crate::transaction::with_tx;
+use crate::{
+    with_pool, RefreshTokenRecord, SessionRecord, Store, StoreError, Timestamp, Transaction,
+};
 
 /// A user row joined with its profile.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -138,6 +141,35 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
+impl NewUser {
+    /// The row this writes, as a read would return it.
+    pub fn record(&self) -> UserRecord {
+        UserRecord {
+            id: self.id,
+            email: Some(self.email.clone()),
+            username: self.username.clone(),
+            phone: None,
+            password_hash: Some(self.password_hash.clone()),
+            role: self.role.clone(),
+            is_active: true,
+            is_anonymous: false,
+            app_metadata: Json(self.app_metadata.clone()),
+            user_metadata: Json(self.user_metadata.clone()),
+            email_confirmed_at: self.email_confirmed_at,
+            phone_confirmed_at: None,
+            last_sign_in_at: None,
+            banned_until: None,
+            deleted_at: None,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            display_name: self.display_name.clone(),
+            avatar_url: None,
+            failed_sign_ins: 0,
+            locked_at: None,
+        }
+    }
+}
+
 /// A profile and metadata update; every field is the new full value.
 #[derive(Debug, Clone)]
 pub struct ProfileUpdate {
@@ -155,41 +187,6 @@ pub(crate) const SELECT_USER: &str =
      FROM users u LEFT JOIN profiles p ON p.user_id = u.id";
 
 impl Store {
-    /// Writes a user and its profile in one transaction. A taken email or username is a
-    /// [`StoreError::Constraint`] naming `users_email_key` or `users_username_key`.
-    pub async fn create_user(&self, user: &NewUser) -> Result<(), StoreError> {
-        const INSERT_USER: &str = "INSERT INTO users (id, email, username, password_hash, role, \
-             app_metadata, user_metadata, email_confirmed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-        const INSERT_PROFILE: &str =
-            "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $3)";
-        let _writing = self.write_lock().await;
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(INSERT_USER)
-                .bind(user.id)
-                .bind(&user.email)
-                .bind(&user.username)
-                .bind(&user.password_hash)
-                .bind(&user.role)
-                .bind(Json(&user.app_metadata))
-                .bind(Json(&user.user_metadata))
-                .bind(user.email_confirmed_at)
-                .bind(user.created_at)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_PROFILE)
-                .bind(user.id)
-                .bind(&user.display_name)
-                .bind(user.created_at)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
     /// The refresh token with this hash, its session and the session's user, in one round
     /// trip: everything a refresh reads before it rotates.
     pub async fn find_refresh_token_with_session(
@@ -317,52 +314,92 @@ impl Store {
             with_pool!(self, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await?),
         )
     }
+}
+
+impl Transaction {
+    /// Writes a user and its profile, and returns the user as written. A taken email or
+    /// username is a [`StoreError::Constraint`] naming `users_email_key` or
+    /// `users_username_key`.
+    pub async fn create_user(&mut self, user: &NewUser) -> Result<UserRecord, StoreError> {
+        const INSERT_USER: &str = "INSERT INTO users (id, email, username, password_hash, role, \
+             app_metadata, user_metadata, email_confirmed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+        const INSERT_PROFILE: &str =
+            "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3)";
+        with_tx!(self, conn => {
+            sqlx::query(INSERT_USER)
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(&user.role)
+                .bind(Json(&user.app_metadata))
+                .bind(Json(&user.user_metadata))
+                .bind(user.email_confirmed_at)
+                .bind(user.created_at)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(INSERT_PROFILE)
+                .bind(user.id)
+                .bind(&user.display_name)
+                .bind(user.created_at)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(user.record())
+    }
 
     /// Replaces the password hash (a new password, or a re-hash to current parameters).
     pub async fn update_password_hash(
-        &self,
+        &mut self,
         id: Uuid,
         hash: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        let _writing = self.write_lock().await;
         const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-        with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(hash).bind(at).execute(pool).await?.rows_affected());
+        with_tx!(self, conn => sqlx::query(SQL).bind(id).bind(hash).bind(at).execute(&mut *conn).await?.rows_affected());
         Ok(())
     }
 
     /// Notes a successful sign-in.
-    pub async fn record_sign_in(&self, id: Uuid, at: Timestamp) -> Result<(), StoreError> {
-        let _writing = self.write_lock().await;
+    pub async fn record_sign_in(&mut self, id: Uuid, at: Timestamp) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE users SET last_sign_in_at = $2 WHERE id = $1";
-        with_pool!(self, pool => sqlx::query(SQL).bind(id).bind(at).execute(pool).await?.rows_affected());
+        with_tx!(self, conn => sqlx::query(SQL).bind(id).bind(at).execute(&mut *conn).await?.rows_affected());
         Ok(())
     }
 
-    /// Writes a user's profile and metadata in one transaction.
-    pub async fn update_profile(&self, id: Uuid, update: &ProfileUpdate) -> Result<(), StoreError> {
+    /// Writes a user's profile and metadata.
+    pub async fn update_profile(
+        &mut self,
+        id: Uuid,
+        update: &ProfileUpdate,
+    ) -> Result<(), StoreError> {
         const PROFILE: &str =
             "UPDATE profiles SET display_name = $2, avatar_url = $3, updated_at = $4 \
              WHERE user_id = $1";
         const METADATA: &str = "UPDATE users SET user_metadata = $2, updated_at = $3 WHERE id = $1";
-        let _writing = self.write_lock().await;
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_tx!(self, conn => {
             sqlx::query(PROFILE)
                 .bind(id)
                 .bind(&update.display_name)
                 .bind(&update.avatar_url)
                 .bind(update.updated_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query(METADATA)
                 .bind(id)
                 .bind(Json(&update.user_metadata))
                 .bind(update.updated_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// The user with this id, as this transaction sees it.
+    pub async fn get_user(&mut self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("{SELECT_USER} WHERE u.id = $1"));
+        Ok(with_tx!(self, conn => sqlx::query_as(&SQL).bind(id).fetch_optional(&mut *conn).await?))
     }
 }

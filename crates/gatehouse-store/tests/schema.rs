@@ -195,9 +195,13 @@ on_both_backends! {
              NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: id, token_hash: *id.as_bytes().repeat(2).first_chunk::<32>().unwrap(), parent_id: None, created_at: now })
         };
         let (ada_session, token) = session(&ada);
-        store.create_session(&ada_session, &token).await.unwrap();
         let (bob_session, bob_token) = session(&bob);
-        store.create_session(&bob_session, &bob_token).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let written = tx.create_session(&ada_session, &token).await.unwrap();
+        tx.create_session(&bob_session, &bob_token).await.unwrap();
+        tx.commit().await.unwrap();
+        // What create_session returns is what a read finds: no re-read needed.
+        assert_eq!(written, store.get_session(ada_session.id).await.unwrap().unwrap());
 
         let (user, found) = store.get_user_and_session(ada.id, ada_session.id).await.unwrap().unwrap();
         assert_eq!(user.email.as_deref(), Some("ada@example.com"));
@@ -223,7 +227,9 @@ on_both_backends! {
         let t1: Timestamp = time::macros::datetime!(2026-11-21 0:05 UTC).into();
         let session = NewSession { id: uuid::Uuid::now_v7(), user_id: ada.id, amr: serde_json::json!([]), authentication_method: "password".into(), user_agent: None, ip: None, created_at: t0, not_after: t1 };
         let first = NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [1; 32], parent_id: None, created_at: t0 };
-        store.create_session(&session, &first).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_session(&session, &first).await.unwrap();
+        tx.commit().await.unwrap();
         let successor = |byte: u8| NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [byte; 32], parent_id: Some(first.id), created_at: t1 };
         let (a, b) = (successor(2), successor(3));
         let (won_a, won_b) = tokio::join!(

@@ -75,6 +75,17 @@ async fn start_gatehouse(config: &Config) -> anyhow::Result<gatehouse_core::Gate
     Ok(gatehouse_core::Gatehouse::start(store, clock, config.settings()).await?)
 }
 
+/// A password given on standard input, without its line ending.
+pub(crate) fn password_from(raw: &str) -> secrecy::SecretString {
+    secrecy::SecretString::from(raw.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The exposed value of a generated password, for printing it once.
+pub(crate) fn reveal(password: &secrecy::SecretString) -> &str {
+    use secrecy::ExposeSecret;
+    password.expose_secret()
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

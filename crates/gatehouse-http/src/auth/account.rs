@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use gatehouse_core::{ProfileChange, SignUp};
+use gatehouse_core::{OwnChange, ProfileChange, SignUp};
 use secrecy::SecretString;
 
 use super::dto::{MePatchRequest, PasswordRequest, PasswordResponse, SignupRequest, UserResponse};
@@ -34,7 +34,7 @@ pub async fn signup(
         display_name: body.profile.and_then(|p| p.display_name),
         user_metadata: None,
     };
-    let user = state.gatehouse.sign_up(input, &meta).await?;
+    let user = state.gatehouse.accounts.sign_up(input, &meta).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(UserResponse { user: user.into() }),
@@ -78,7 +78,11 @@ pub async fn update_me(
         avatar_url: profile.avatar_url,
         user_metadata: body.user_metadata,
     };
-    let user = state.gatehouse.update_profile(&principal, change).await?;
+    let user = state
+        .gatehouse
+        .accounts
+        .update_profile(&principal, change)
+        .await?;
     Ok(axum::Json(UserResponse { user: user.into() }))
 }
 
@@ -102,14 +106,18 @@ pub async fn change_password(
     ClientMeta(meta): ClientMeta,
     Json(body): Json<PasswordRequest>,
 ) -> Result<axum::Json<PasswordResponse>, ApiError> {
-    let current = body.current_password.map(SecretString::from);
-    let new = SecretString::from(body.new_password);
-    let ended = state
+    let own = OwnChange {
+        password: Some(SecretString::from(body.new_password)),
+        current_password: body.current_password.map(SecretString::from),
+        ..OwnChange::default()
+    };
+    let changed = state
         .gatehouse
-        .change_password(&principal, current.as_ref(), &new, &meta)
+        .accounts
+        .update_own(&principal, own, "app", &meta)
         .await?;
     Ok(axum::Json(PasswordResponse {
         ok: true,
-        sessions_ended: ended,
+        sessions_ended: changed.sessions_ended,
     }))
 }

@@ -89,7 +89,7 @@ pub async fn signin(
             .map(SecretString::from),
         remember_device: true,
     };
-    let grant = state.gatehouse.sign_in(input, &meta).await?;
+    let grant = state.gatehouse.accounts.sign_in(input, &meta).await?;
     Ok(token_response(&state, grant))
 }
 
@@ -119,6 +119,7 @@ pub async fn refresh(
     };
     match state
         .gatehouse
+        .sessions
         .refresh(&SecretString::from(token), &meta)
         .await
     {
@@ -150,7 +151,11 @@ pub async fn logout(
     let token = cookies::read(&headers, cookies::REFRESH_COOKIE)
         .filter(|t| !t.is_empty())
         .map(SecretString::from);
-    state.gatehouse.logout(token.as_ref(), &meta).await?;
+    state
+        .gatehouse
+        .sessions
+        .logout(token.as_ref(), &meta)
+        .await?;
     let mut headers = HeaderMap::new();
     cookies::clear_refresh(&mut headers, &state);
     Ok((headers, axum::Json(OkResponse { ok: true })).into_response())

@@ -4,7 +4,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::admin::{Actor, NewAccount};
-use gatehouse_core::supabase::AdminUpdate;
+use gatehouse_core::UserPatch;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -80,7 +80,11 @@ pub async fn list_users(
         DEFAULT_PER_PAGE,
         MAX_PER_PAGE,
     )?;
-    let (users, total) = state.gatehouse.list_users_by_page(page, per_page).await?;
+    let (users, total) = state
+        .gatehouse
+        .admin
+        .list_users_by_page(page, per_page)
+        .await?;
     let last = (total + per_page - 1) / per_page;
     let path = uri.path();
     let mut link = String::new();
@@ -143,9 +147,10 @@ pub async fn create_user(
         ));
     };
     // Everything is checked before the account is written: a refused ban leaves no user.
-    if let Some(ban) = body.ban_duration.as_deref().filter(|b| *b != "none") {
-        gatehouse_core::supabase::ban_end(state.gatehouse.now(), ban)?;
-    }
+    let banned_until = match body.ban_duration.as_deref() {
+        Some(ban) if ban != "none" => Some(super::parse::ban_end(state.gatehouse.now(), ban)?),
+        _ => None,
+    };
     let role = body
         .app_metadata
         .as_ref()
@@ -165,17 +170,19 @@ pub async fn create_user(
     };
     let (mut user, _) = state
         .gatehouse
+        .admin
         .create_account(Actor::ServiceKey, input, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    if let Some(ban) = body.ban_duration {
-        let update = AdminUpdate {
-            ban_duration: Some(ban),
-            ..AdminUpdate::default()
+    if let Some(until) = banned_until {
+        let patch = UserPatch {
+            banned_until: Some(Some(until)),
+            ..UserPatch::default()
         };
         user = state
             .gatehouse
-            .admin_update(Actor::ServiceKey, user.id, update, &meta)
+            .admin
+            .update_user(Actor::ServiceKey, user.id, patch, &meta)
             .await
             .map_err(GoTrueError::at_admin)?;
     }
@@ -193,7 +200,7 @@ pub async fn get_user(
     _key: ServiceRole,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, GoTrueError> {
-    let user = state.gatehouse.get_user(path_id(&id)?).await?;
+    let user = state.gatehouse.admin.get_user(path_id(&id)?).await?;
     Ok(axum::Json(user_json(&user)).into_response())
 }
 
@@ -216,25 +223,14 @@ pub async fn update_user(
     axum::extract::Path(id): axum::extract::Path<String>,
     GJson(body): GJson<AdminUserBody>,
 ) -> Result<Response, GoTrueError> {
-    let update = admin_update_of(body);
-    let user = state
-        .gatehouse
-        .admin_update(Actor::ServiceKey, path_id(&id)?, update, &meta)
+    let admin = &state.gatehouse.admin;
+    let id = path_id(&id)?;
+    let patch = super::parse::admin_patch(body, &admin.get_user(id).await?, state.gatehouse.now())?;
+    let user = admin
+        .update_user(Actor::ServiceKey, id, patch, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
     Ok(axum::Json(user_json(&user)).into_response())
-}
-
-/// The core's view of an update body.
-pub(crate) fn admin_update_of(body: AdminUserBody) -> AdminUpdate {
-    AdminUpdate {
-        email: body.email.filter(|e| !e.is_empty()),
-        password: body.password.map(SecretString::from),
-        email_confirm: body.email_confirm,
-        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
-        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
-        ban_duration: body.ban_duration,
-    }
 }
 
 /// `admin.deleteUser(id, shouldSoftDelete)`.
@@ -260,6 +256,7 @@ pub async fn delete_user(
     let hard = !body.should_soft_delete.unwrap_or(false);
     state
         .gatehouse
+        .admin
         .delete_user(Actor::ServiceKey, path_id(&id)?, hard, &meta)
         .await?;
     Ok(axum::Json(json!({})).into_response())

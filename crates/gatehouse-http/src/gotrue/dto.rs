@@ -2,7 +2,7 @@
 //! (`email`/`phone` are `""` when unset, optional timestamps only when set).
 
 use gatehouse_core::store::UserRecord;
-use gatehouse_core::{Gatehouse, SessionGrant};
+use gatehouse_core::SessionGrant;
 use serde_json::{json, Value};
 
 /// The GoTrue user object of `user`.
@@ -28,7 +28,7 @@ pub fn user_json(user: &UserRecord) -> Value {
         "role": "authenticated",
         "email": email,
         "phone": user.phone.clone().unwrap_or_default(),
-        "app_metadata": Gatehouse::app_metadata(user),
+        "app_metadata": gatehouse_core::sessions::app_metadata(user),
         "user_metadata": user.user_metadata.0,
         "identities": [identity],
         "created_at": user.created_at.to_string(),

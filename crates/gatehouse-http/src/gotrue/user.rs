@@ -3,8 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::supabase::{SelfUpdate, SignOutScope};
-use gatehouse_core::{Identifier, SignIn, SignUp};
+use gatehouse_core::{Identifier, OwnChange, SignIn, SignOutScope, SignUp};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -71,7 +70,11 @@ pub async fn signup(
         display_name: None,
         user_metadata: body.data.filter(|d| !d.is_null()),
     };
-    let grant = state.gatehouse.sign_up_and_sign_in(input, &meta).await?;
+    let grant = state
+        .gatehouse
+        .accounts
+        .sign_up_and_sign_in(input, &meta)
+        .await?;
     Ok(axum::Json(session_json(&grant, false)).into_response())
 }
 
@@ -130,6 +133,7 @@ pub async fn token(
             };
             let grant = state
                 .gatehouse
+                .accounts
                 .sign_in(input, &meta)
                 .await
                 .map_err(GoTrueError::at_token)?;
@@ -147,6 +151,7 @@ pub async fn token(
                 })?;
             let grant = state
                 .gatehouse
+                .sessions
                 .refresh(&SecretString::from(token), &meta)
                 .await
                 .map_err(GoTrueError::at_token)?;
@@ -217,18 +222,22 @@ pub async fn update_user(
             "Phone logins are disabled",
         ));
     }
-    let update = SelfUpdate {
+    let own = OwnChange {
         email: body.email.filter(|e| !e.is_empty()),
         password: body.password.map(SecretString::from),
         current_password: body.current_password.map(SecretString::from),
-        data: body.data.filter(|d| !d.is_null()),
+        user_metadata: body
+            .data
+            .filter(|d| !d.is_null())
+            .map(|data| super::parse::merge_metadata(&principal.user.user_metadata.0, &data)),
     };
-    let user = state
+    let changed = state
         .gatehouse
-        .update_self(&principal, update, &meta)
+        .accounts
+        .update_own(&principal, own, "supabase", &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    Ok(axum::Json(user_json(&user)).into_response())
+    Ok(axum::Json(user_json(&changed.user)).into_response())
 }
 
 /// `?scope=`.
@@ -267,7 +276,11 @@ pub async fn logout(
             ))
         }
     };
-    state.gatehouse.sign_out(&principal, scope, &meta).await?;
+    state
+        .gatehouse
+        .sessions
+        .sign_out(&principal, scope, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -39,10 +39,9 @@ impl KeysCommand {
         crate::telemetry::init(config, crate::telemetry::Output::Stderr);
         super::runtime()?.block_on(async {
             let gatehouse = super::start_gatehouse(config).await?;
-            let now = gatehouse.now();
             match self {
                 Self::List { json } => {
-                    let keys = gatehouse.keys().list(now).await?;
+                    let keys = gatehouse.keys.list_signing_keys().await?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&keys)?);
                     } else {
@@ -69,13 +68,13 @@ impl KeysCommand {
                     }
                 }
                 Self::ApiKeys { json, rotate } => {
-                    use gatehouse_core::supabase::ApiRole;
+                    use gatehouse_core::api_keys::ApiRole;
                     if rotate {
-                        gatehouse.rotate_api_keys().await?;
-                        gatehouse.reload_api_keys().await?;
+                        gatehouse.keys.rotate_api_keys().await?;
+                        gatehouse.keys.reload_api_keys().await?;
                     }
-                    let anon = gatehouse.issue_api_key(ApiRole::Anon)?;
-                    let service = gatehouse.issue_api_key(ApiRole::ServiceRole)?;
+                    let anon = gatehouse.keys.issue_api_key(ApiRole::Anon)?;
+                    let service = gatehouse.keys.issue_api_key(ApiRole::ServiceRole)?;
                     if json {
                         println!("{}", serde_json::json!({ "anon_key": anon, "service_role_key": service }));
                     } else {
@@ -84,7 +83,7 @@ impl KeysCommand {
                     }
                 }
                 Self::Rotate { now: immediate } => {
-                    let key = gatehouse.keys().rotate(now, immediate).await?;
+                    let key = gatehouse.keys.rotate_signing_key(immediate).await?;
                     if immediate {
                         println!(
                             "new key {} ({}) signs now; the previous keys are no longer published",

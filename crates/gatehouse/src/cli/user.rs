@@ -80,7 +80,7 @@ impl UserCommand {
                 let password = if password_stdin {
                     let mut line = String::new();
                     std::io::stdin().read_to_string(&mut line)?;
-                    Some(Gatehouse::password_from(&line))
+                    Some(super::password_from(&line))
                 } else {
                     None
                 };
@@ -95,6 +95,7 @@ impl UserCommand {
                     email_confirmed: true,
                 };
                 let (user, generated) = gatehouse
+                    .admin
                     .create_account(Actor::Operator, input, &meta())
                     .await?;
                 println!(
@@ -106,7 +107,7 @@ impl UserCommand {
                 if let Some(password) = generated {
                     println!(
                         "password (shown once, store it now): {}",
-                        Gatehouse::reveal(&password)
+                        super::reveal(&password)
                     );
                 }
             }
@@ -122,7 +123,7 @@ impl UserCommand {
                         },
                         ..UserListQuery::default()
                     };
-                    let page = gatehouse.list_users(query).await?;
+                    let page = gatehouse.admin.list_users(query).await?;
                     for user in &page.users {
                         if json {
                             let line = serde_json::json!({
@@ -151,8 +152,9 @@ impl UserCommand {
                 }
             }
             Self::SetRole { user, role } => {
-                let target = gatehouse.find_user(&user).await?;
+                let target = gatehouse.admin.find_user(&user).await?;
                 let user = gatehouse
+                    .admin
                     .set_role(Actor::Operator, target.id, &role, &meta())
                     .await?;
                 println!(
@@ -163,8 +165,9 @@ impl UserCommand {
                 );
             }
             Self::Delete { user, hard } => {
-                let target = gatehouse.find_user(&user).await?;
+                let target = gatehouse.admin.find_user(&user).await?;
                 gatehouse
+                    .admin
                     .delete_user(Actor::Operator, target.id, hard, &meta())
                     .await?;
                 println!(

@@ -27,8 +27,8 @@ on_both_backends! {
         let inactive = app.signin_ok("inactive@example.com").await;
         let target = app.create_account("target@example.com", "user").await;
         // The demoted admin's token still says role admin; the database no longer does.
-        app.gatehouse.set_role(Actor::Operator, demoted_id, "user", &RequestMeta::default()).await.unwrap();
-        app.gatehouse.update_user(Actor::Operator, inactive_id, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &RequestMeta::default()).await.unwrap();
+        app.gatehouse.admin.set_role(Actor::Operator, demoted_id, "user", &RequestMeta::default()).await.unwrap();
+        app.gatehouse.admin.update_user(Actor::Operator, inactive_id, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &RequestMeta::default()).await.unwrap();
 
         let routes: Vec<(Method, String, Option<Value>)> = vec![
             (Method::GET, "/users".into(), None),
@@ -100,7 +100,7 @@ on_both_backends! {
             app.signup(email, username).await;
         }
         let inactive = app.create_account("off@example.com", "user").await;
-        app.gatehouse.update_user(Actor::Operator, inactive, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &RequestMeta::default()).await.unwrap();
+        app.gatehouse.admin.update_user(Actor::Operator, inactive, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &RequestMeta::default()).await.unwrap();
         let list = |query: &str| app.authed(Method::GET, &format!("/users?{query}"), &admin.access).send();
         let emails = |v: &Value| -> Vec<String> { v["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap().to_owned()).collect() };
 
@@ -161,10 +161,10 @@ on_both_backends! {
         assert_eq!(app.gatehouse.store().count_active_admins().await.unwrap(), 1);
         let last = if app.gatehouse.store().get_user(a).await.unwrap().unwrap().role == "admin" { a } else { b };
         for result in [
-            app.gatehouse.set_role(Actor::Operator, last, "user", &meta).await.map(|_| ()),
-            app.gatehouse.update_user(Actor::Operator, last, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &meta).await.map(|_| ()),
-            app.gatehouse.delete_user(Actor::Operator, last, false, &meta).await,
-            app.gatehouse.delete_user(Actor::Operator, last, true, &meta).await,
+            app.gatehouse.admin.set_role(Actor::Operator, last, "user", &meta).await.map(|_| ()),
+            app.gatehouse.admin.update_user(Actor::Operator, last, gatehouse_core::admin::UserPatch { is_active: Some(false), ..Default::default() }, &meta).await.map(|_| ()),
+            app.gatehouse.admin.delete_user(Actor::Operator, last, false, &meta).await,
+            app.gatehouse.admin.delete_user(Actor::Operator, last, true, &meta).await,
         ] {
             assert!(matches!(result, Err(gatehouse_core::Error::Conflict { code: "last_admin", .. })), "{result:?}");
         }
@@ -284,7 +284,7 @@ async fn seed(app: &TestApp, n: usize, tag: &str) -> Vec<Uuid> {
         let id = Uuid::now_v7();
         let scrambled = (i * 7919) % n;
         let at = base + Duration::from_millis(((i * 37) % n) as u64);
-        app.gatehouse.store().create_user(&NewUser {
+        app.gatehouse.store().import_users(&[NewUser {
             id,
             email: format!("{tag}{scrambled:05}-{i}@example.com"),
             username: None,
@@ -295,7 +295,7 @@ async fn seed(app: &TestApp, n: usize, tag: &str) -> Vec<Uuid> {
             email_confirmed_at: None,
             display_name: None,
             created_at: at.into(),
-        }).await.unwrap();
+        }]).await.unwrap();
         ids.push(id);
     }
     ids
@@ -318,7 +318,7 @@ async fn pages_are_exact_under_concurrent_inserts(backend: gatehouse_core::store
                     let now = app_store.now() + Duration::from_millis((i * 13) % 2000);
                     let _ = app_store
                         .store()
-                        .create_user(&NewUser {
+                        .import_users(&[NewUser {
                             id: Uuid::now_v7(),
                             email: format!("new-{order}-{sort}-{i}@example.com"),
                             username: None,
@@ -329,7 +329,7 @@ async fn pages_are_exact_under_concurrent_inserts(backend: gatehouse_core::store
                             email_confirmed_at: None,
                             display_name: None,
                             created_at: now.into(),
-                        })
+                        }])
                         .await;
                     tokio::task::yield_now().await;
                 }

@@ -422,6 +422,7 @@ impl TestApp {
         let meta = gatehouse_core::RequestMeta::default();
         let (user, _) = self
             .gatehouse
+            .admin
             .create_account(gatehouse_core::admin::Actor::Operator, input, &meta)
             .await
             .unwrap();

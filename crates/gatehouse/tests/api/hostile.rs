@@ -3,8 +3,8 @@
 //! is below 500, every error is in the surface's documented shape, and nothing is
 //! written (the security trail — audit log, failed sign-ins — excepted).
 
+use gatehouse_core::api_keys::ApiRole;
 use gatehouse_core::ratelimit::RateLimits;
-use gatehouse_core::supabase::ApiRole;
 use gatehouse_core::Settings;
 use serde_json::{json, Value};
 
@@ -108,7 +108,11 @@ async fn hostile_suite(backend: gatehouse_core::store::Backend) {
     )
     .await;
     let (_, admin) = app.admin("admin@example.com").await;
-    let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+    let service = app
+        .gatehouse
+        .keys
+        .issue_api_key(ApiRole::ServiceRole)
+        .unwrap();
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     let before = counts(&app).await;
 

@@ -1,9 +1,9 @@
 //! The findings of the security review (issue 11), each reproduced as an attacker would
 //! try it, through the real HTTP server, on both databases.
 
+use gatehouse_core::api_keys::ApiRole;
 use gatehouse_core::ratelimit::{Rate, RateLimits};
 use gatehouse_core::store::Backend;
-use gatehouse_core::supabase::ApiRole;
 use gatehouse_core::Settings;
 use serde_json::{json, Value};
 
@@ -25,7 +25,11 @@ async fn json_of(response: reqwest::Response) -> Value {
 impl TestApp {
     /// `PUT /auth/v1/admin/users/{id}` with the service-role key.
     async fn supabase_admin_put(&self, id: &str, body: Value) -> reqwest::Response {
-        let service = self.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = self
+            .gatehouse
+            .keys
+            .issue_api_key(ApiRole::ServiceRole)
+            .unwrap();
         self.client
             .put(self.url(&format!("/auth/v1/admin/users/{id}")))
             .bearer_auth(service)
@@ -89,7 +93,7 @@ on_both_backends! {
             .await;
         assert_eq!(response.status(), 400);
         assert_eq!(json_of(response).await["code"], "validation_failed");
-        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        let user = app.gatehouse.admin.get_user(id.parse().unwrap()).await.unwrap();
         assert_eq!(user.role, "user", "the role is untouched");
         assert!(user.app_metadata.0.get("tier").is_none(), "app_metadata untouched");
         assert_eq!(app.audit_actions().await.len(), audit_before, "nothing audited");
@@ -99,7 +103,7 @@ on_both_backends! {
             .supabase_admin_put(&id, json!({"app_metadata": {"role": "admin"}, "ban_duration": "24h", "password": "short"}))
             .await;
         assert_eq!(response.status(), 422);
-        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        let user = app.gatehouse.admin.get_user(id.parse().unwrap()).await.unwrap();
         assert_eq!((user.role.as_str(), user.banned_until), ("user", None));
 
         // The good request still does all of it, in one go.
@@ -107,7 +111,7 @@ on_both_backends! {
             .supabase_admin_put(&id, json!({"app_metadata": {"role": "admin"}, "email": "ada@example.org"}))
             .await;
         assert_eq!(response.status(), 200);
-        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        let user = app.gatehouse.admin.get_user(id.parse().unwrap()).await.unwrap();
         assert_eq!((user.role.as_str(), user.email.as_deref()), ("admin", Some("ada@example.org")));
         let actions = app.audit_actions().await;
         assert_eq!(&actions[actions.len() - 2..], ["admin.user_role_changed", "admin.user_updated"]);
@@ -116,7 +120,7 @@ on_both_backends! {
     // Finding 6, the app API: a refused deactivation (the last admin) ends no session.
     async fn a_refused_admin_change_ends_no_session_and_audits_nothing(app: TestApp) {
         let (admin_id, admin) = app.admin("root@example.com").await;
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let audit_before = app.audit_actions().await.len();
         // The service key may deactivate anyone but the last active admin.
         let response = app.client.put(app.url(&format!("/auth/v1/admin/users/{admin_id}")))
@@ -124,7 +128,7 @@ on_both_backends! {
         assert_eq!(response.status(), 409);
         assert_eq!(app.me(&admin.access).await.status(), 200, "the admin's session lives");
         assert_eq!(app.audit_actions().await.len(), audit_before);
-        let user = app.gatehouse.get_user(admin_id).await.unwrap();
+        let user = app.gatehouse.admin.get_user(admin_id).await.unwrap();
         assert_eq!(user.role, "admin");
     }
 
@@ -138,10 +142,10 @@ on_both_backends! {
             assert_eq!(body["code"], "validation_failed", "{huge}: {body}");
             assert!(body["message"].as_str().unwrap().contains("ban_duration"));
         }
-        let user = app.gatehouse.get_user(id.parse().unwrap()).await.unwrap();
+        let user = app.gatehouse.admin.get_user(id.parse().unwrap()).await.unwrap();
         assert_eq!(user.banned_until, None);
         // createUser checks the ban before it creates anyone.
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let response = app.client.post(app.url("/auth/v1/admin/users")).bearer_auth(&service)
             .json(&json!({"email": "grace@example.com", "password": PASSWORD, "ban_duration": "100000000h"}))
             .send().await.unwrap();
@@ -196,7 +200,7 @@ on_both_backends! {
     async fn with_a_kek_no_instance_secret_is_stored_in_the_clear(app: TestApp) {
         let app = app.restart(with_kek(KEK)).await.map_err(|(e, _)| e).unwrap();
         let csrf = app.csrf().await;
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let rows = secret_rows(&app).await;
         assert_eq!(rows.len(), 2, "{:?}", rows.iter().map(|r| &r.0).collect::<Vec<_>>());
         for (name, bytes, sealed) in &rows {
@@ -221,7 +225,7 @@ on_both_backends! {
         app.signup("ada@example.com", None).await;
         let before = app.signin_ok("ada@example.com").await;
         let csrf = app.csrf().await;
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let plain = secret_rows(&app).await;
         assert!(plain.iter().all(|(_, _, sealed)| !sealed), "no KEK: stored plain");
         assert!(plain.iter().any(|(_, bytes, _)| {
@@ -509,7 +513,7 @@ on_both_backends! {
         assert_error(app.signin_with_device("192.0.2.12", PASSWORD, Some(&bobs)).await, 403, "account_locked").await;
         // An admin unlock lets everyone back in.
         let id = app.gatehouse.store().find_user_by_email("ada@example.com").await.unwrap().unwrap().id;
-        app.gatehouse.unlock_user(gatehouse_core::admin::Actor::Operator, id, &gatehouse_core::RequestMeta::default()).await.unwrap();
+        app.gatehouse.admin.unlock_user(gatehouse_core::admin::Actor::Operator, id, &gatehouse_core::RequestMeta::default()).await.unwrap();
         assert_eq!(app.signin_with_device("192.0.2.13", PASSWORD, None).await.status(), 200);
     }
 
@@ -588,7 +592,7 @@ on_both_backends! {
         assert_eq!(event.details.0["path"], "/users");
         assert_eq!(event.details.0["method"], "GET");
 
-        let anon = app.gatehouse.issue_api_key(ApiRole::Anon).unwrap();
+        let anon = app.gatehouse.keys.issue_api_key(ApiRole::Anon).unwrap();
         let forged = format!("{}x", ada.access);
         for (token, actor, credential) in [(anon.as_str(), None, "anon key"), (ada.access.as_str(), Some(ada_id), "user token"), (forged.as_str(), None, "invalid token")] {
             let response = app.client.delete(app.url(&format!("/auth/v1/admin/users/{ada_id}"))).bearer_auth(token)
@@ -599,7 +603,7 @@ on_both_backends! {
             assert_eq!(event.details.0["credential"], credential);
             assert_eq!(event.details.0["method"], "DELETE");
         }
-        assert!(app.gatehouse.get_user(ada_id).await.is_ok(), "nothing was deleted");
+        assert!(app.gatehouse.admin.get_user(ada_id).await.is_ok(), "nothing was deleted");
 
         // A flood of refusals is answered in full but cannot flood the trail: 60 a minute
         // per source are written.

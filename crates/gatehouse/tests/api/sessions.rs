@@ -119,7 +119,7 @@ on_both_backends! {
     async fn a_bcrypt_hash_imported_from_supabase_verifies_and_becomes_argon2id(app: TestApp) {
         let now = app.gatehouse.now();
         let hash = bcrypt::hash("imported-Pass-1!", 4).unwrap().replacen("$2b$", "$2a$", 1);
-        app.gatehouse.store().create_user(&NewUser {
+        app.gatehouse.store().import_users(&[NewUser {
             id: uuid::Uuid::new_v4(),
             email: "imported@example.com".into(),
             username: None,
@@ -130,7 +130,7 @@ on_both_backends! {
             email_confirmed_at: Some(now.into()),
             display_name: None,
             created_at: now.into(),
-        }).await.unwrap();
+        }]).await.unwrap();
         assert_error(app.signin("imported@example.com", "imported-pass-1!").await, 401, "auth_invalid_credentials").await;
         let stored = app.gatehouse.store().find_user_by_email("imported@example.com").await.unwrap().unwrap();
         assert!(stored.password_hash.unwrap().starts_with("$2a$"), "a failed sign-in changes nothing");

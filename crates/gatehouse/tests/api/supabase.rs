@@ -2,7 +2,7 @@
 //! that both surfaces are one system (same users, roles and audit trail). The official
 //! clients run against a live server in `compat/`.
 
-use gatehouse_core::supabase::ApiRole;
+use gatehouse_core::api_keys::ApiRole;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -14,8 +14,8 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 on_both_backends! {
     async fn api_keys_open_what_their_role_allows_until_rotated(app: TestApp) {
-        let anon = app.gatehouse.issue_api_key(ApiRole::Anon).unwrap();
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let anon = app.gatehouse.keys.issue_api_key(ApiRole::Anon).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let list = |key: String| app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(key).header("x-supabase-api-version", "2024-01-01").send();
         assert_eq!(list(service.clone()).await.unwrap().status(), 200);
         let refused = list(anon.clone()).await.unwrap();
@@ -27,12 +27,12 @@ on_both_backends! {
         assert_eq!(user.status(), 403);
         assert_eq!(json_of(user).await["code"], "bad_jwt");
 
-        app.gatehouse.rotate_api_keys().await.unwrap();
-        app.gatehouse.reload_api_keys().await.unwrap();
+        app.gatehouse.keys.rotate_api_keys().await.unwrap();
+        app.gatehouse.keys.reload_api_keys().await.unwrap();
         let stale = list(service).await.unwrap();
         assert_eq!(stale.status(), 403, "a rotated-out service key opens nothing");
         assert_eq!(json_of(stale).await["code"], "bad_jwt");
-        let fresh = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let fresh = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         assert_eq!(list(fresh).await.unwrap().status(), 200);
     }
 
@@ -88,7 +88,7 @@ on_both_backends! {
         // A role set through the Supabase admin API is the RBAC role, audited like any other.
         let (_, admin) = app.admin("admin@example.com").await;
         let id = session["user"]["id"].as_str().unwrap().to_owned();
-        let service = app.gatehouse.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
         let updated = app.client.put(app.url(&format!("/auth/v1/admin/users/{id}"))).bearer_auth(&service)
             .json(&json!({"app_metadata": {"role": "admin"}})).send().await.unwrap();
         assert_eq!(json_of(updated).await["app_metadata"]["role"], "admin");

@@ -182,7 +182,7 @@ on_both_backends! {
     async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid_until_they_expire(app: TestApp) {
         let (old_token, _) = signed_in(&app).await;
         let old_kid = parts(&old_token).0["kid"].as_str().unwrap().to_owned();
-        let new_key = app.gatehouse.keys().rotate(app.gatehouse.now(), false).await.unwrap();
+        let new_key = app.gatehouse.keys.rotate_signing_key(false).await.unwrap();
         let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
         let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_key.kid.as_str()), "both published: {kids:?}");
@@ -210,7 +210,7 @@ on_both_backends! {
 
     async fn an_emergency_rotation_invalidates_the_old_key_at_once(app: TestApp) {
         let (old_token, _) = signed_in(&app).await;
-        let new_key = app.gatehouse.keys().rotate(app.gatehouse.now(), true).await.unwrap();
+        let new_key = app.gatehouse.keys.rotate_signing_key(true).await.unwrap();
         assert_error(app.me(&old_token).await, 401, "unauthorized").await;
         let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);

@@ -1,0 +1,74 @@
+//! What the rules of auth are configured by: token lifetimes, session limits, the password
+//! policy and hashing cost, rate limits and account protection.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::keys::JwtAlg;
+use crate::password::{HashLimits, PasswordPolicy};
+use crate::{protection, ratelimit};
+
+/// Everything the rules of auth are configured by.
+#[derive(Clone)]
+pub struct Settings {
+    /// Base URL of the server; the token issuer is `<this>/auth/v1`.
+    pub public_url: String,
+    pub jwt_alg: JwtAlg,
+    pub jwt_secret: Option<SecretString>,
+    pub key_encryption_key: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    /// Tolerance for clock skew when checking `exp` and `nbf`.
+    pub jwt_leeway: Duration,
+    /// How long a rotated-in key is published before it signs.
+    pub key_publish_ahead: Duration,
+    pub refresh_reuse_interval: Duration,
+    pub session_idle_timeout: Duration,
+    pub session_max_lifetime: Duration,
+    /// How long after signing in a session may change its password or email without the
+    /// current password.
+    pub reauth_window: Duration,
+    pub password_policy: PasswordPolicy,
+    pub hash_limits: HashLimits,
+    pub rate_limits: ratelimit::RateLimits,
+    pub protection: protection::Protection,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("public_url", &self.public_url)
+            .field("jwt_alg", &self.jwt_alg)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".to_owned(),
+            jwt_alg: JwtAlg::Es256,
+            jwt_secret: None,
+            key_encryption_key: None,
+            access_token_ttl: Duration::from_secs(30 * 60),
+            jwt_leeway: Duration::from_secs(5),
+            key_publish_ahead: Duration::from_secs(10 * 60),
+            refresh_reuse_interval: Duration::from_secs(10),
+            session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            reauth_window: Duration::from_secs(10 * 60),
+            password_policy: PasswordPolicy::default(),
+            hash_limits: HashLimits::default(),
+            rate_limits: ratelimit::RateLimits::default(),
+            protection: protection::Protection::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The `iss` of our tokens.
+    pub fn issuer(&self) -> String {
+        format!("{}/auth/v1", self.public_url.trim_end_matches('/'))
+    }
+}
