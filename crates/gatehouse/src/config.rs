@@ -375,7 +375,6 @@ pub struct Config {
     pub log_filter: String,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
-    pub redis_url: Option<SecretString>,
     pub supabase: Option<SupabaseConfig>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: gatehouse_core::ratelimit::RateLimits,
@@ -802,7 +801,7 @@ impl Config {
                 "rate-limit-admin-write",
                 &args.rate_limit_admin_write,
             )?,
-            redis_url: args.redis_url.clone(),
+            redis_url,
             redis_prefix: "gatehouse".to_owned(),
             ipv6_prefix: number(
                 "GATEHOUSE_RATE_LIMIT_IPV6_PREFIX",
@@ -865,7 +864,6 @@ impl Config {
             log_filter: args.log.clone(),
             max_body_bytes,
             shutdown_timeout,
-            redis_url,
             supabase,
             trusted_proxies,
             rate_limits,
@@ -1082,7 +1080,7 @@ impl Config {
             ),
             (
                 "REDIS_URL",
-                self.redis_url.as_ref().map_or_else(
+                self.rate_limits.redis_url.as_ref().map_or_else(
                     || "<unset>".to_owned(),
                     |u| gatehouse_core::store::mask_database_url(u.expose_secret()),
                 ),
