@@ -136,6 +136,15 @@ impl Config {
         entries.extend(SupabaseSettings::redacted_entries(self.supabase.as_ref()));
         redact::in_print_order(entries)
     }
+
+    /// What an operator should know about settings that are valid but do not do what they
+    /// may expect (today: the SUPABASE_* ones, read by nothing until Supabase mode is built).
+    pub fn notices(&self) -> Vec<String> {
+        self.supabase
+            .iter()
+            .map(SupabaseSettings::not_used_yet)
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Supabase mode: the upstream project's URL and keys. Supabase mode is not built yet, so
 //! these are parsed and validated (a deployment's configuration is checked from day one)
-//! but nothing reads them.
+//! but nothing reads them; `config check` says so.
 
 use clap::Args;
 use secrecy::SecretString;
@@ -89,6 +89,23 @@ impl SupabaseSettings {
         }))
     }
 
+    /// The line `config check` prints while Supabase mode is not built: an operator who
+    /// set these expects gatehouse to front their project, and it does not yet.
+    pub(super) fn not_used_yet(&self) -> String {
+        let mut set = vec!["SUPABASE_URL", "SUPABASE_ANON_KEY"];
+        if self.service_role_key.is_some() {
+            set.push("SUPABASE_SERVICE_ROLE_KEY");
+        }
+        if self.jwt_secret.is_some() {
+            set.push("SUPABASE_JWT_SECRET");
+        }
+        format!(
+            "{} are set but not used yet: Supabase mode is not built, so gatehouse keeps its \
+             own users and sessions in DATABASE_URL",
+            set.join(", ")
+        )
+    }
+
     /// The entries of `settings`, which is `None` when Supabase mode is off.
     pub(super) fn redacted_entries(settings: Option<&Self>) -> Vec<Entry> {
         vec![
@@ -115,6 +132,34 @@ impl SupabaseSettings {
 #[cfg(test)]
 mod tests {
     use crate::config::tests::{assert_each_refused, parse};
+
+    #[test]
+    fn supabase_mode_is_off_unless_a_supabase_variable_is_set() {
+        let config = parse(&[]).unwrap();
+        assert!(config.supabase.is_none());
+        assert!(config.notices().is_empty(), "{:?}", config.notices());
+    }
+
+    #[test]
+    fn supabase_settings_are_said_to_be_set_but_not_used_yet() {
+        let config = parse(&[
+            "--supabase-url",
+            "https://abc.supabase.co",
+            "--supabase-anon-key",
+            "anon-key-value",
+            "--supabase-jwt-secret",
+            "a-supabase-jwt-secret-that-is-long-enough",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.notices(),
+            vec![
+                "SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_JWT_SECRET are set but not used yet: \
+                 Supabase mode is not built, so gatehouse keeps its own users and sessions in \
+                 DATABASE_URL"
+            ]
+        );
+    }
 
     #[test]
     fn supabase_keys_are_redacted_in_the_printed_configuration() {
