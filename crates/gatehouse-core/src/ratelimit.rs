@@ -12,6 +12,8 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::Error;
 
 /// `limit` requests per `period`, with bursts of up to `limit`.
@@ -142,8 +144,9 @@ pub struct RateLimits {
     pub refresh_ip: Rate,
     pub password_account: Rate,
     pub admin_write: Rate,
-    /// Shared counters; `None` keeps them in this process.
-    pub redis_url: Option<String>,
+    /// Shared counters; `None` keeps them in this process. A secret: the URL can carry
+    /// Redis's password, so it is exposed only where the client is built.
+    pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key (separates deployments sharing a Redis).
     pub redis_prefix: String,
     /// IPv6 clients are one source per network of this prefix length (a /64 is what one
@@ -254,7 +257,7 @@ impl Limiter {
     pub async fn new(limits: RateLimits) -> Result<Self, Error> {
         let redis = match &limits.redis_url {
             Some(url) => {
-                let client = redis::Client::open(url.as_str())
+                let client = redis::Client::open(url.expose_secret())
                     .map_err(|e| Error::Config(format!("REDIS_URL: {e}")))?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Duration::from_secs(2))

@@ -58,9 +58,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens the configured database, naming `DATABASE_URL` (password masked) on failure.
 async fn open_store(config: &Config) -> anyhow::Result<gatehouse_core::store::Store> {
-    gatehouse_core::store::Store::connect(&config.database_url, &config.db_connect_options())
-        .await
-        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))
+    gatehouse_core::store::Store::connect(
+        &config.storage.database_url,
+        &config.storage.connect_options(),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))
 }
 
 /// Opens and migrates the database, then starts the auth service over it (loading, or on

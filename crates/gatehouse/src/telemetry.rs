@@ -19,7 +19,8 @@ pub enum Output {
 
 pub fn init(config: &Config, output: Output) {
     // The filter was validated with the rest of the configuration.
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(&config.logging.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, terminal) = match output {
         Output::Stdout => (
             BoxMakeWriter::new(std::io::stdout),
@@ -33,7 +34,7 @@ pub fn init(config: &Config, output: Output) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    let _ = match config.log_format {
+    let _ = match config.logging.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

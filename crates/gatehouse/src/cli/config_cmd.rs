@@ -1,5 +1,5 @@
 //! `gatehouse config check`: validate and print the effective configuration, secrets
-//! redacted.
+//! redacted, with a note on any setting that is valid but not used yet.
 
 use clap::Subcommand;
 
@@ -27,10 +27,17 @@ impl ConfigCommand {
                         .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&map)?);
+                    // stdout stays one JSON document for the scripts that read it.
+                    for notice in config.notices() {
+                        eprintln!("note: {notice}");
+                    }
                 } else {
                     let width = entries.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
                     for (name, value) in entries {
                         println!("{name:width$} = {value}");
+                    }
+                    for notice in config.notices() {
+                        println!("note: {notice}");
                     }
                     println!("configuration is valid");
                 }

@@ -14,7 +14,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         println!(
             "{} database at {} is at migration {} ({} applied)",
             store.backend(),
-            config.database_url,
+            config.storage.database_url,
             applied.last().copied().unwrap_or_default(),
             applied.len()
         );

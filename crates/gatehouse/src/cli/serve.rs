@@ -21,16 +21,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         gatehouse,
         config: Arc::new(config.http_config()),
     };
-    let listener = TcpListener::bind(config.addr)
+    let listener = TcpListener::bind(config.http.addr)
         .await
-        .with_context(|| format!("GATEHOUSE_ADDR: cannot listen on {}", config.addr))?;
+        .with_context(|| format!("GATEHOUSE_ADDR: cannot listen on {}", config.http.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(backend = %store.backend(), database = %config.database_url, "listening on http://{addr}");
+    tracing::info!(backend = %store.backend(), database = %config.storage.database_url, "listening on http://{addr}");
     gatehouse_http::serve(
         listener,
         gatehouse_http::router(state),
         shutdown_signal(),
-        config.shutdown_timeout,
+        config.http.shutdown_timeout,
     )
     .await?;
     store.close().await;

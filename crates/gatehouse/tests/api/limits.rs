@@ -218,7 +218,7 @@ async fn two_instances_sharing_redis_enforce_one_limit_and_fall_back_to_their_ow
     let settings = || {
         tight(|l| {
             l.signin_ip = Rate::per(4, Duration::from_secs(60));
-            l.redis_url = Some(relay.clone());
+            l.redis_url = Some(relay.clone().into());
             l.redis_prefix = prefix.clone();
         })
     };
