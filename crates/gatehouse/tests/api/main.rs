@@ -8,6 +8,7 @@
 #[macro_use]
 mod helpers;
 mod admin;
+mod atomicity;
 mod auth;
 mod errors;
 mod hostile;

@@ -663,3 +663,32 @@ on_both_backends! {
         assert_error(app.signin_with_device("198.51.100.1", "reset-Password-55", None).await, 403, "account_locked").await;
     }
 }
+
+on_both_backends! {
+    // Issue 12: sign-in counted failures under the identifier as typed and an admin unlock
+    // cleared them under the stored one, lowercased by Rust's rules. Where the database
+    // finds an account by a typed form whose Rust lowercase differs from the stored one's
+    // (Postgres folds a final capital sigma to σ, Rust to ς), the per-source lock
+    // survived the unlock.
+    async fn an_admin_unlock_clears_failures_however_the_identifier_was_typed(app: TestApp) {
+        let backend = app.gatehouse.store().backend();
+        drop(app);
+        let app = behind_proxy(backend, Settings::default()).await;
+        app.signup("οδοσ@example.com", None).await;
+        // SQLite folds only ASCII case, so only the stored form finds the account there.
+        let typed = match backend {
+            Backend::Postgres => "ΟΔΟΣ@example.com",
+            Backend::Sqlite => "οδοσ@example.com",
+        };
+        for _ in 0..10 {
+            let response = app.signin_from("192.0.2.9", typed, "wrong-Guess-1!").await;
+            assert_error(response, 401, "auth_invalid_credentials").await;
+            app.clock.advance(std::time::Duration::from_secs(61));
+        }
+        assert_error(app.signin_from("192.0.2.9", typed, PASSWORD).await, 429, "rate_limited").await;
+        let id = app.gatehouse.store().find_user_by_email("οδοσ@example.com").await.unwrap().unwrap().id;
+        let meta = gatehouse_core::RequestMeta::default();
+        app.gatehouse.admin.unlock_user(gatehouse_core::admin::Actor::Operator, id, &meta).await.unwrap();
+        assert_eq!(app.signin_from("192.0.2.9", typed, PASSWORD).await.status(), 200, "the unlock lifted the lock of this source");
+    }
+}
