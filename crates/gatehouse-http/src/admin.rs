@@ -199,7 +199,7 @@ pub async fn set_role(
     Admin(actor): Admin,
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
-    Json(body): Json<RoleRequest>,
+    Json(body, _): Json<RoleRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let user = state
         .gatehouse
@@ -239,7 +239,7 @@ pub async fn update_user(
     Admin(actor): Admin,
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
-    Json(body): Json<UserPatchRequest>,
+    Json(body, _): Json<UserPatchRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let patch = user_patch_of(body);
     let user = state.gatehouse.update_user(actor, id, patch, &meta).await?;

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::dto::user_json;
-use super::{GJson, GoTrueError, ServiceRole};
-use crate::extract::ClientMeta;
+use super::{GoTrue, GoTrueError, ServiceRole};
+use crate::extract::{ClientMeta, Json};
 use crate::AppState;
 
 const DEFAULT_PER_PAGE: i64 = 50;
@@ -60,7 +60,7 @@ fn number(
 /// header in GoTrue's form: `page` first, `rel="next"` while there is a next page,
 /// `rel="last"` always.
 #[utoipa::path(
-    operation_id = "supabase_admin_list_users", get, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), params(PageParams),
+    operation_id = "supabase_admin_list_users", get, path = "/admin/users", tag = "supabase", security(("bearer" = [])), params(PageParams),
     responses(
         (status = 200, description = "{users, aud}", content_type = "application/json",
             headers(("x-total-count" = i64, description = "All users"), ("link" = String, description = "</auth/v1/admin/users?page=2&per_page=50>; rel=\"next\", </auth/v1/admin/users?page=4&per_page=50>; rel=\"last\""))),
@@ -122,7 +122,7 @@ pub struct AdminUserBody {
 /// Create a user (`admin.createUser`): 200 with the user. No password → a random one.
 /// The password policy applies; a taken email → 422 `email_exists`.
 #[utoipa::path(
-    operation_id = "supabase_admin_create_user", post, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    operation_id = "supabase_admin_create_user", post, path = "/admin/users", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
     responses(
         (status = 200, description = "The user", content_type = "application/json"),
         (status = 400, description = "validation_failed"), (status = 401, description = "no_authorization"),
@@ -133,7 +133,7 @@ pub async fn create_user(
     State(state): State<AppState>,
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<AdminUserBody>,
+    Json(body, _): Json<AdminUserBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     let Some(email) = body.email.filter(|e| !e.trim().is_empty()) else {
         return Err(GoTrueError::new(
@@ -184,7 +184,7 @@ pub async fn create_user(
 
 /// One user (`admin.getUserById`); unknown → 404 `user_not_found`.
 #[utoipa::path(
-    operation_id = "supabase_admin_get_user", get, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])),
+    operation_id = "supabase_admin_get_user", get, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
     responses((status = 200, description = "The user", content_type = "application/json"), (status = 404, description = "user_not_found"))
 )]
@@ -201,7 +201,7 @@ pub async fn get_user(
 /// `email_confirm`, metadata (merged; `app_metadata.role` sets the RBAC role under the same
 /// rules as the admin API), `ban_duration`.
 #[utoipa::path(
-    operation_id = "supabase_admin_update_user", put, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    operation_id = "supabase_admin_update_user", put, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", content_type = "application/json"),
@@ -214,7 +214,7 @@ pub async fn update_user(
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
     axum::extract::Path(id): axum::extract::Path<String>,
-    GJson(body): GJson<AdminUserBody>,
+    Json(body, _): Json<AdminUserBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     let update = admin_update_of(body);
     let user = state
@@ -246,7 +246,7 @@ pub struct DeleteBody {
 /// Delete a user (`admin.deleteUser`): hard by default, as in GoTrue; soft with
 /// `should_soft_delete` (sessions end, the email is freed). 200 `{}`.
 #[utoipa::path(
-    operation_id = "supabase_admin_delete_user", delete, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = DeleteBody,
+    operation_id = "supabase_admin_delete_user", delete, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = DeleteBody,
     params(("id" = String, Path, description = "The user's id")),
     responses((status = 200, description = "{}", content_type = "application/json"), (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"))
 )]
@@ -255,7 +255,7 @@ pub async fn delete_user(
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
     axum::extract::Path(id): axum::extract::Path<String>,
-    GJson(body): GJson<DeleteBody>,
+    Json(body, _): Json<DeleteBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     let hard = !body.should_soft_delete.unwrap_or(false);
     state

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::dto::{session_json, user_json};
-use super::{GJson, GoTrueError, UserJwt};
-use crate::extract::ClientMeta;
+use super::{GoTrue, GoTrueError, UserJwt};
+use crate::extract::{ClientMeta, Json};
 use crate::AppState;
 
 /// `POST /signup`.
@@ -30,7 +30,7 @@ pub struct SignupBody {
 /// Sign up (supabase-js `signUp`). Without a mailer gatehouse confirms at once, so a
 /// session comes back. A registered email → 422 `user_already_exists`.
 #[utoipa::path(
-    operation_id = "supabase_signup", post, path = "/auth/v1/signup", tag = "supabase", request_body = SignupBody,
+    operation_id = "supabase_signup", post, path = "/signup", tag = "supabase", request_body = SignupBody,
     responses(
         (status = 200, description = "A session (auto-confirmed)", content_type = "application/json"),
         (status = 400, description = "validation_failed or bad_json"),
@@ -40,7 +40,7 @@ pub struct SignupBody {
 pub async fn signup(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<SignupBody>,
+    Json(body, _): Json<SignupBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     let Some(email) = body.email.filter(|e| !e.trim().is_empty()) else {
         return Err(if body.phone.is_some() {
@@ -98,7 +98,7 @@ pub struct TokenBody {
 /// again within the reuse interval returns the same successor, later it revokes the
 /// session (400 `refresh_token_already_used`).
 #[utoipa::path(
-    operation_id = "supabase_token", post, path = "/auth/v1/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
+    operation_id = "supabase_token", post, path = "/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
     responses(
         (status = 200, description = "A session", content_type = "application/json"),
         (status = 400, description = "invalid_credentials, refresh_token_not_found, refresh_token_already_used, validation_failed, user_banned"),
@@ -108,7 +108,7 @@ pub async fn token(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
     query: axum::extract::Query<GrantParams>,
-    GJson(body): GJson<TokenBody>,
+    Json(body, _): Json<TokenBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     match query.grant_type.as_deref() {
         Some("password") => {
@@ -166,7 +166,7 @@ pub async fn token(
 
 /// The signed-in user (supabase-js `getUser`), read from the database.
 #[utoipa::path(
-    operation_id = "supabase_get_user", get, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])),
+    operation_id = "supabase_get_user", get, path = "/user", tag = "supabase", security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", content_type = "application/json"),
         (status = 401, description = "no_authorization"),
@@ -195,7 +195,7 @@ pub struct UpdateUserBody {
 /// metadata. A new password or email needs `current_password`, or a sign-in within
 /// `GATEHOUSE_REAUTH_WINDOW` (GoTrue's secure password change, stricter: the email too).
 #[utoipa::path(
-    operation_id = "supabase_update_user", put, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
+    operation_id = "supabase_update_user", put, path = "/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
     responses(
         (status = 200, description = "The updated user", content_type = "application/json"),
         (status = 400, description = "reauthentication_needed (no current_password and an old sign-in), current_password_mismatch, validation_failed", content_type = "application/json",
@@ -208,7 +208,7 @@ pub async fn update_user(
     State(state): State<AppState>,
     UserJwt(principal): UserJwt,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<UpdateUserBody>,
+    Json(body, _): Json<UpdateUserBody, GoTrue>,
 ) -> Result<Response, GoTrueError> {
     if body.phone.as_deref().is_some_and(|p| !p.is_empty()) {
         return Err(GoTrueError::new(
@@ -242,7 +242,7 @@ pub struct LogoutParams {
 /// Sign out (supabase-js `signOut`): `global` ends every session of the user, `local` this
 /// one, `others` all but this one. 204.
 #[utoipa::path(
-    operation_id = "supabase_logout", post, path = "/auth/v1/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
+    operation_id = "supabase_logout", post, path = "/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
     responses(
         (status = 204, description = "Signed out"),
         (status = 400, description = "validation_failed: unknown scope"),
@@ -273,7 +273,7 @@ pub async fn logout(
 
 /// What this server supports (supabase-js reads it for the UI).
 #[utoipa::path(
-    operation_id = "supabase_settings", get, path = "/auth/v1/settings", tag = "supabase",
+    operation_id = "supabase_settings", get, path = "/settings", tag = "supabase",
     responses((status = 200, description = "Settings", content_type = "application/json",
         example = json!({"external": {"email": true, "phone": false, "anonymous_users": false}, "disable_signup": false, "mailer_autoconfirm": true, "phone_autoconfirm": false, "sms_provider": "", "saml_enabled": false})))
 )]
@@ -320,7 +320,7 @@ pub async fn settings() -> axum::Json<Value> {
 
 /// GoTrue's health document.
 #[utoipa::path(
-    operation_id = "supabase_health", get, path = "/auth/v1/health", tag = "supabase",
+    operation_id = "supabase_health", get, path = "/health", tag = "supabase",
     responses((status = 200, description = "Up", content_type = "application/json",
         example = json!({"version": "gatehouse-0.1.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"})))
 )]

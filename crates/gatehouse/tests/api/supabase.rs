@@ -102,3 +102,31 @@ on_both_backends! {
         assert_eq!(app.authed(Method::GET, "/users", &token).send().await.unwrap().status(), 200, "the promoted user is an admin on the app API");
     }
 }
+
+on_both_backends! {
+    async fn the_surface_answers_unknown_routes_wrong_methods_and_refusals_in_its_own_format(app: TestApp) {
+        let legacy = app.get("/auth/v1/nope").await;
+        assert_eq!(legacy.status(), 404);
+        assert_eq!(legacy.headers()["x-sb-error-code"], "not_found");
+        assert_eq!(legacy.headers()["x-content-type-options"], "nosniff", "the legacy format keeps the security headers");
+        assert_eq!(legacy.headers()["cache-control"], "no-store");
+        assert_eq!(json_of(legacy).await, json!({"code": 404, "error_code": "not_found", "msg": "no route for GET /auth/v1/nope"}));
+        let current = app.client.get(app.url("/auth/v1/nope")).header("x-supabase-api-version", "2024-01-01").send().await.unwrap();
+        assert_eq!(current.headers()["x-supabase-api-version"], "2024-01-01");
+        assert_eq!(json_of(current).await, json!({"code": "not_found", "message": "no route for GET /auth/v1/nope"}));
+        assert_eq!(json_of(app.get("/auth/v1/").await).await["error_code"], "not_found");
+        assert_eq!(json_of(app.get("/auth/v1").await).await["error_code"], "not_found");
+
+        let wrong = app.client.delete(app.url("/auth/v1/settings")).send().await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(json_of(wrong).await, json!({"code": 405, "error_code": "method_not_allowed", "msg": "DELETE is not allowed on /auth/v1/settings"}));
+
+        // What the middleware refuses before a handler runs is GoTrue's here, ours elsewhere.
+        let long = format!("?x={}", "a".repeat(9000));
+        let refused = app.get(&format!("/auth/v1/settings{long}")).await;
+        assert_eq!(refused.status(), 414);
+        assert_eq!(json_of(refused).await["error_code"], "uri_too_long");
+        assert_error(app.get(&format!("/health{long}")).await, 414, "uri_too_long").await;
+        assert_error(app.get("/auth/v2/nope").await, 404, "not_found").await;
+    }
+}
