@@ -210,7 +210,7 @@ pub async fn set_role(
     Admin(actor): Admin,
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
-    Json(body): Json<RoleRequest>,
+    Json(body, _): Json<RoleRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let user = state
         .gatehouse
@@ -251,7 +251,7 @@ pub async fn update_user(
     Admin(actor): Admin,
     ClientMeta(meta): ClientMeta,
     Path(id): Path<Uuid>,
-    Json(body): Json<UserPatchRequest>,
+    Json(body, _): Json<UserPatchRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let patch = user_patch_of(body);
     let user = state

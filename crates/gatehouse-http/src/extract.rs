@@ -1,4 +1,7 @@
-//! Wrappers over axum's extractors whose rejections answer in our error shape.
+//! Wrappers over axum's extractors whose rejections answer in a surface's error format:
+//! the app API's by default, GoTrue's under `/auth/v1` (see [`ErrorFormat`]).
+
+use std::marker::PhantomData;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -57,46 +60,114 @@ pub(crate) fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// A JSON body. Wrong content type → 415, bad syntax → 400, wrong shape → 422, over the
-/// limit → 413; all `validation_failed` (or `payload_too_large`) in our shape.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+/// What can be wrong with a JSON body before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyProblem {
+    /// The content type is not JSON.
+    NotJson,
+    /// Over the configured limit.
+    TooLarge,
+    /// The body could not be read.
+    Unreadable,
+    /// Nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+}
 
-impl<T, S> FromRequest<S> for Json<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
+/// How a surface words the rejections of its extractors. The checks are the same on
+/// every surface; the status, code and message are the surface's own.
+pub trait ErrorFormat: Send + Sync + 'static {
+    /// What a rejected request is answered with.
+    type Rejection: axum::response::IntoResponse;
+    /// Whether an empty (or all-whitespace) body reads as `{}`, whatever its content
+    /// type. GoTrue's clients send no body on some calls.
+    const EMPTY_BODY_IS_EMPTY_OBJECT: bool = false;
+    /// The answer to a body that fails a check.
+    fn body_rejection(problem: BodyProblem) -> Self::Rejection;
+    /// Parses checked bytes; the error's wording is the surface's.
+    fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Self::Rejection>;
+    /// The answer to a request that needs a bearer token and has none.
+    fn missing_bearer() -> Self::Rejection;
+}
+
+/// The app API's format: `{code, message, details}` ([`ApiError`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppFormat;
+
+impl ErrorFormat for AppFormat {
     type Rejection = ApiError;
 
+    fn body_rejection(problem: BodyProblem) -> ApiError {
+        use axum::http::StatusCode as S;
+        match problem {
+            BodyProblem::NotJson => ApiError::validation(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "expected a body with Content-Type: application/json",
+            ),
+            BodyProblem::TooLarge => ApiError::payload_too_large(),
+            BodyProblem::Unreadable => {
+                ApiError::validation(S::BAD_REQUEST, "the body could not be read")
+            }
+            BodyProblem::TooDeep => {
+                ApiError::validation(S::BAD_REQUEST, "the JSON body is nested too deeply")
+                    .with_details(serde_json::json!({ "maxDepth": MAX_JSON_DEPTH }))
+            }
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+        // axum's parser names the field at fault (`count: invalid type ...`).
+        let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+        Ok(value)
+    }
+
+    fn missing_bearer() -> ApiError {
+        ApiError::missing_bearer()
+    }
+}
+
+/// A JSON body, answered in the error format `F` when it is not acceptable: not JSON, over
+/// the limit, unreadable, nested too deeply, or not parseable as `T`. The second field
+/// only carries the format (as axum-extra's `WithRejection` does): `Json(body, _)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T, F = AppFormat>(pub T, pub PhantomData<F>);
+
+impl<T, F, S> FromRequest<S> for Json<T, F>
+where
+    T: DeserializeOwned,
+    F: ErrorFormat,
+    S: Send + Sync,
+{
+    type Rejection = F::Rejection;
+
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_json_content_type(req.headers()) {
-            return Err(axum::extract::rejection::JsonRejection::from(
-                axum::extract::rejection::MissingJsonContentType::default(),
-            )
-            .into());
+        // A JSON content type is required for a body: it makes a cross-site form post
+        // impossible without a CORS preflight.
+        let json = has_json_content_type(req.headers());
+        if !json && !F::EMPTY_BODY_IS_EMPTY_OBJECT {
+            return Err(F::body_rejection(BodyProblem::NotJson));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::payload_too_large()
-                } else {
-                    ApiError::validation(
-                        axum::http::StatusCode::BAD_REQUEST,
-                        "the body could not be read",
-                    )
-                }
+                F::body_rejection(
+                    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        BodyProblem::TooLarge
+                    } else {
+                        BodyProblem::Unreadable
+                    },
+                )
             })?;
-        if json_too_deep(&bytes, MAX_JSON_DEPTH) {
-            return Err(ApiError::validation(
-                axum::http::StatusCode::BAD_REQUEST,
-                "the JSON body is nested too deeply",
-            )
-            .with_details(serde_json::json!({ "maxDepth": MAX_JSON_DEPTH })));
+        let bytes = if F::EMPTY_BODY_IS_EMPTY_OBJECT && bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else if !json {
+            return Err(F::body_rejection(BodyProblem::NotJson));
+        } else {
+            &bytes[..]
+        };
+        if json_too_deep(bytes, MAX_JSON_DEPTH) {
+            return Err(F::body_rejection(BodyProblem::TooDeep));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(value))
+        F::parse(bytes).map(|value| Self(value, PhantomData))
     }
 }
 
@@ -137,7 +208,7 @@ where
 }
 
 /// The caller behind a verified bearer access token (see
-/// [`Gatehouse::authenticate`](gatehouse_core::Gatehouse::authenticate)). No token → 401
+/// [`Sessions::authenticate`](gatehouse_core::Sessions::authenticate)). No token → 401
 /// `unauthorized` with `WWW-Authenticate: Bearer`.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub gatehouse_core::Principal);
@@ -149,7 +220,7 @@ impl FromRequestParts<crate::AppState> for Authenticated {
         parts: &mut Parts,
         state: &crate::AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(ApiError::missing_bearer)?;
+        let token = required_bearer::<AppFormat>(parts)?;
         Ok(Self(state.gatehouse.sessions.authenticate(token).await?))
     }
 }
@@ -164,6 +235,11 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The bearer token, or the format's answer to a request without one.
+pub fn required_bearer<F: ErrorFormat>(parts: &Parts) -> Result<&str, F::Rejection> {
+    bearer_token(parts).ok_or_else(F::missing_bearer)
 }
 
 /// Audits a refused admin request (a 403): the actor, the credential it came with, the

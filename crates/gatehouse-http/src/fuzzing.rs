@@ -52,15 +52,13 @@ pub fn plan_admin_bodies(data: &[u8]) {
         datetime!(2026-12-01 0:00 UTC),
         datetime!(9999-12-31 23:00 UTC),
     ];
-    if let Ok(body) = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data) {
-        for now in nows {
-            let body = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data);
-            if let Ok(patch) = body
-                .map_err(|_| ())
-                .and_then(|b| crate::gotrue::parse::admin_patch(b, &user, now).map_err(|_| ()))
-            {
-                let _ = gatehouse_core::admin::plan_user_patch(&user, &patch, at(now));
-            }
+    for now in nows {
+        // The body is consumed by the conversion: parse it once per instant.
+        let Ok(body) = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data) else {
+            break;
+        };
+        if let Ok(patch) = crate::gotrue::parse::admin_patch(body, &user, now) {
+            let _ = gatehouse_core::admin::plan_user_patch(&user, &patch, at(now));
         }
     }
     if let Ok(body) = serde_json::from_slice::<crate::admin::UserPatchRequest>(data) {

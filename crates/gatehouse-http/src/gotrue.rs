@@ -2,30 +2,37 @@
 //! unchanged against gatehouse: the same users, sessions and rules as the app API, in
 //! GoTrue's field names, statuses and error format.
 //!
-//! Errors: handlers answer a [`GoTrueError`]; [`negotiate`] renders it in the format the
-//! request asked for (`X-Supabase-Api-Version: 2024-01-01` → `{code, message}` and the
-//! header echoed; without it, the older `{code: <status>, error_code, msg}`).
+//! The surface owns its middleware: it is its own router, nested at [`PREFIX`], with its
+//! own answers to an unknown path or a wrong method, and [`negotiate`] around it, so every
+//! error under `/auth/v1` is GoTrue's (see [`error`]). Its extractors reject in GoTrue's
+//! words through the [`GoTrue`] error format.
 
 pub(crate) mod admin;
 pub(crate) mod dto;
+pub(crate) mod error;
 pub(crate) mod parse;
 pub(crate) mod user;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
+use axum::Router;
 use gatehouse_core::api_keys::ApiRole;
-use gatehouse_core::{Error, Principal};
+use gatehouse_core::Principal;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::bearer_token;
+pub use error::{negotiate, GoTrueError};
+
+use crate::extract::{required_bearer, BodyProblem, ErrorFormat};
+use crate::middleware::Guard;
 use crate::AppState;
 
+/// Where the surface is mounted; its routes are documented relative to it.
+pub(crate) const PREFIX: &str = "/auth/v1";
+
+/// The routes of the surface, relative to [`PREFIX`].
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(user::signup))
@@ -40,318 +47,88 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             admin::update_user,
             admin::delete_user
         ))
+        .merge(crate::keys::gotrue_routes())
 }
 
-static API_VERSION: HeaderName = HeaderName::from_static("x-supabase-api-version");
-static ERROR_CODE: HeaderName = HeaderName::from_static("x-sb-error-code");
-
-/// An error in GoTrue's terms.
-#[derive(Debug, Clone)]
-pub struct GoTrueError {
-    pub status: StatusCode,
-    pub code: std::borrow::Cow<'static, str>,
-    pub message: String,
-    pub weak_reasons: Option<Vec<&'static str>>,
-    /// Also carry OAuth's `error`/`error_description` (the `/token` endpoint).
-    pub oauth: bool,
-    /// `Retry-After` seconds.
-    pub retry_after: Option<u64>,
+/// The surface as served: `routes` with GoTrue's fallbacks, inside the `guard` every
+/// surface has, inside [`negotiate`], so what the guard refuses is GoTrue's too.
+pub(crate) fn surface(routes: Router<AppState>, guard: &Guard) -> Router<AppState> {
+    let routes = routes
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    guard
+        .wrap(routes)
+        .layer(axum::middleware::from_fn(negotiate))
 }
 
-impl GoTrueError {
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<std::borrow::Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-            weak_reasons: None,
-            oauth: false,
-            retry_after: None,
-        }
-    }
-
-    fn body(&self, current: bool) -> Value {
-        let mut body = if current {
-            json!({ "code": self.code, "message": self.message })
-        } else {
-            json!({ "code": self.status.as_u16(), "error_code": self.code, "msg": self.message })
-        };
-        if let Some(reasons) = &self.weak_reasons {
-            body["weak_password"] = json!({ "reasons": reasons });
-        }
-        if self.oauth {
-            body["error"] = json!(self.code);
-            body["error_description"] = json!(self.message);
-        }
-        body
-    }
-
-    /// In the context of `POST /token`, where account problems are 400s.
-    pub fn at_token(err: Error) -> Self {
-        let mut mapped: Self = match err {
-            Error::UserBanned | Error::UserInactive => {
-                Self::new(StatusCode::BAD_REQUEST, "user_banned", "User is banned")
-            }
-            Error::SessionEnded => Self::new(
-                StatusCode::BAD_REQUEST,
-                "session_not_found",
-                "Session not found",
-            ),
-            other => other.into(),
-        };
-        mapped.oauth = true;
-        mapped
-    }
-
-    /// In the context of the admin API, where a taken email is `email_exists`.
-    pub fn at_admin(err: Error) -> Self {
-        match err {
-            Error::UserAlreadyExists { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "email_exists",
-                "A user with this email address has already been registered",
-            ),
-            other => other.into(),
-        }
-    }
+/// A path under `/auth/v1` that no route serves.
+async fn route_not_found(method: Method, OriginalUri(uri): OriginalUri) -> GoTrueError {
+    let message = format!("no route for {method} {}", uri.path());
+    GoTrueError::new(StatusCode::NOT_FOUND, "not_found", message)
 }
 
-impl From<Error> for GoTrueError {
-    fn from(err: Error) -> Self {
-        use StatusCode as S;
-        match err {
-            Error::Validation { message, .. } | Error::InvalidQuery { message, .. } => {
-                Self::new(S::BAD_REQUEST, "validation_failed", message)
-            }
-            Error::WeakPassword { reasons } => Self {
-                weak_reasons: Some(reasons),
-                ..Self::new(
-                    S::UNPROCESSABLE_ENTITY,
-                    "weak_password",
-                    "Password is too weak or too common",
-                )
-            },
-            Error::UserAlreadyExists { .. } => Self::new(
-                S::UNPROCESSABLE_ENTITY,
-                "user_already_exists",
-                "User already registered",
-            ),
-            Error::InvalidCredentials => Self::new(
-                S::BAD_REQUEST,
-                "invalid_credentials",
-                "Invalid login credentials",
-            ),
-            Error::CurrentPasswordInvalid => Self::new(
-                S::BAD_REQUEST,
-                "current_password_mismatch",
-                "Current password required when setting new password.",
-            ),
-            Error::ReauthenticationNeeded => Self::new(
-                S::BAD_REQUEST,
-                "reauthentication_needed",
-                "Password update requires reauthentication",
-            ),
-            Error::Unauthorized(_) => Self::new(
-                S::FORBIDDEN,
-                "bad_jwt",
-                "invalid JWT: unable to parse or verify signature",
-            ),
-            Error::SessionEnded => Self::new(
-                S::FORBIDDEN,
-                "session_not_found",
-                "Session from session_id claim in JWT does not exist",
-            ),
-            Error::UserInactive => Self::new(
-                S::FORBIDDEN,
-                "user_not_found",
-                "User from sub claim in JWT does not exist",
-            ),
-            Error::UserBanned => Self::new(S::FORBIDDEN, "user_banned", "User is banned"),
-            Error::AccountLocked => Self::new(
-                S::BAD_REQUEST,
-                "account_locked",
-                "Account locked after too many failed sign-ins",
-            ),
-            Error::RefreshTokenInvalid => Self::new(
-                S::BAD_REQUEST,
-                "refresh_token_not_found",
-                "Invalid Refresh Token: Refresh Token Not Found",
-            ),
-            Error::RefreshTokenReused => Self::new(
-                S::BAD_REQUEST,
-                "refresh_token_already_used",
-                "Invalid Refresh Token: Already Used",
-            ),
-            Error::CsrfFailed(message) => Self::new(S::FORBIDDEN, "csrf_failed", message),
-            Error::RateLimited { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(
-                    S::TOO_MANY_REQUESTS,
-                    "over_request_rate_limit",
-                    "Request rate limit reached",
-                )
-            },
-            Error::Overloaded => Self::new(
-                S::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Too many requests in progress; retry",
-            ),
-            Error::Forbidden(_) => Self::new(S::FORBIDDEN, "not_admin", "User not allowed"),
-            Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
-            Error::NotFound => Self::new(S::NOT_FOUND, "user_not_found", "User not found"),
-            Error::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "dependency unavailable");
-                Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unexpected_failure",
-                    "Service temporarily unavailable",
-                )
-            }
-            other @ (Error::Config(_) | Error::Internal(_)) => {
-                tracing::error!(error = %other, "internal error");
-                Self::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "unexpected_failure",
-                    "Unexpected failure",
-                )
-            }
-        }
-    }
+/// A route of `/auth/v1` called with a method it does not take.
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> GoTrueError {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    GoTrueError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    )
 }
 
-impl IntoResponse for GoTrueError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body(true))).into_response();
-        response
-            .headers_mut()
-            .insert(ERROR_CODE.clone(), header_value(&self.code));
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response.extensions_mut().insert(self);
-        response
-    }
-}
+/// GoTrue's error format for the shared extractors: a bad body is 400 `bad_json` (413
+/// `request_entity_too_large`), an empty body reads as `{}`, no token is 401
+/// `no_authorization`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GoTrue;
 
-fn header_value(code: &str) -> HeaderValue {
-    HeaderValue::from_str(code).unwrap_or_else(|_| HeaderValue::from_static("unexpected_failure"))
-}
-
-impl From<&crate::error::ErrorParts> for GoTrueError {
-    /// An error the framework or a middleware produced, in GoTrue's words.
-    fn from(parts: &crate::error::ErrorParts) -> Self {
-        let code = match parts.code.as_ref() {
-            "internal_error" => "unexpected_failure".into(),
-            "payload_too_large" => "request_entity_too_large".into(),
-            "rate_limited" => "over_request_rate_limit".into(),
-            _ => parts.code.clone(),
-        };
-        Self {
-            retry_after: parts.retry_after,
-            ..Self::new(parts.status, code, parts.message.to_string())
-        }
-    }
-}
-
-/// Renders errors in the format the request asked for, and echoes the API version.
-pub async fn negotiate(req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/auth/v1/") {
-        return next.run(req).await;
-    }
-    let current = req
-        .headers()
-        .get(&API_VERSION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() >= "2024-01-01");
-    let mut response = next.run(req).await;
-    // Errors from outside the handlers (limits, panics) speak GoTrue here too.
-    if response.extensions().get::<GoTrueError>().is_none() {
-        if let Some(parts) = response.extensions().get::<crate::error::ErrorParts>() {
-            response = GoTrueError::from(parts).into_response();
-        }
-    }
-    if current {
-        response
-            .headers_mut()
-            .insert(API_VERSION.clone(), HeaderValue::from_static("2024-01-01"));
-        return response;
-    }
-    match response.extensions().get::<GoTrueError>().cloned() {
-        Some(err) => {
-            let mut legacy = (err.status, axum::Json(err.body(false))).into_response();
-            legacy
-                .headers_mut()
-                .insert(ERROR_CODE.clone(), header_value(&err.code));
-            if let Some(seconds) = err.retry_after {
-                legacy
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            legacy
-        }
-        None => response,
-    }
-}
-
-/// A JSON body; bad JSON → 400 `bad_json`, too large → 413 `request_entity_too_large`.
-#[derive(Debug)]
-pub struct GJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GJson<T> {
+impl ErrorFormat for GoTrue {
     type Rejection = GoTrueError;
+    const EMPTY_BODY_IS_EMPTY_OBJECT: bool = true;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // A JSON content type is required for a body (every client sends one): it makes a
-        // cross-site form post impossible without a CORS preflight.
-        let json = crate::extract::has_json_content_type(req.headers());
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    GoTrueError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request_entity_too_large",
-                        "Request body too large",
-                    )
-                } else {
-                    GoTrueError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_json",
-                        "Could not read the request body",
-                    )
-                }
-            })?;
-        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-            &b"{}"[..]
-        } else if !json {
-            return Err(GoTrueError::new(
+    fn body_rejection(problem: BodyProblem) -> GoTrueError {
+        let (status, code, message) = match problem {
+            BodyProblem::NotJson => (
                 StatusCode::BAD_REQUEST,
                 "bad_json",
                 "Content-Type must be application/json",
-            ));
-        } else {
-            &bytes[..]
-        };
-        if crate::extract::json_too_deep(bytes, crate::extract::MAX_JSON_DEPTH) {
-            return Err(GoTrueError::new(
+            ),
+            BodyProblem::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_entity_too_large",
+                "Request body too large",
+            ),
+            BodyProblem::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "Could not read the request body",
+            ),
+            BodyProblem::TooDeep => (
                 StatusCode::BAD_REQUEST,
                 "bad_json",
                 "The JSON body is nested too deeply",
-            ));
-        }
-        serde_json::from_slice(bytes).map(Self).map_err(|e| {
+            ),
+        };
+        GoTrueError::new(status, code, message)
+    }
+
+    fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GoTrueError> {
+        serde_json::from_slice(bytes).map_err(|e| {
             GoTrueError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_json",
                 format!("Could not parse request body as JSON: {e}"),
             )
         })
+    }
+
+    fn missing_bearer() -> GoTrueError {
+        GoTrueError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_authorization",
+            "This endpoint requires a valid Bearer token",
+        )
     }
 }
 
@@ -366,13 +143,7 @@ impl FromRequestParts<AppState> for UserJwt {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            GoTrueError::new(
-                StatusCode::UNAUTHORIZED,
-                "no_authorization",
-                "This endpoint requires a valid Bearer token",
-            )
-        })?;
+        let token = required_bearer::<GoTrue>(parts)?;
         Ok(Self(state.gatehouse.sessions.authenticate(token).await?))
     }
 }
@@ -388,13 +159,7 @@ impl FromRequestParts<AppState> for ServiceRole {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            GoTrueError::new(
-                StatusCode::UNAUTHORIZED,
-                "no_authorization",
-                "This endpoint requires a valid Bearer token",
-            )
-        })?;
+        let token = required_bearer::<GoTrue>(parts)?;
         let not_admin = || GoTrueError::new(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
         let (actor, credential, refusal) = match state.gatehouse.keys.verify_api_key(token).await? {
             Some(ApiRole::ServiceRole) => return Ok(Self),

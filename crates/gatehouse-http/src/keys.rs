@@ -19,8 +19,12 @@ const JWKS_CACHE: &str = "public, max-age=300";
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(jwks))
-        .routes(routes!(jwks_v1))
         .routes(routes!(openid_configuration))
+}
+
+/// The JWKS on the GoTrue surface (nested at `/auth/v1`).
+pub(crate) fn gotrue_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(jwks_v1))
 }
 
 async fn jwks_response(state: &AppState) -> Result<Response, ApiError> {
@@ -45,7 +49,7 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 /// The same JWKS, where Supabase clients (`getClaims`) look for it.
 #[utoipa::path(
-    get, path = "/auth/v1/.well-known/jwks.json", tag = "keys",
+    get, path = "/.well-known/jwks.json", tag = "keys",
     responses((status = 200, description = "JSON Web Key Set", content_type = "application/json"))
 )]
 pub async fn jwks_v1(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -23,12 +23,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use gatehouse_core::Gatehouse;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -136,21 +133,29 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
-fn api_routes() -> OpenApiRouter<AppState> {
+/// The routes of every surface but `/auth/v1`, with the document's header.
+fn app_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::routes())
         .merge(docs::routes())
         .merge(auth::routes())
         .merge(keys::routes())
         .merge(admin::routes())
-        .merge(gotrue::routes())
+}
+
+/// The app API's routes, GoTrue's (relative to [`gotrue::PREFIX`]), and the document of
+/// both, GoTrue's nested under its prefix.
+fn surfaces() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (app, doc) = app_routes().split_for_parts();
+    let (gotrue, gotrue_doc) = gotrue::routes().split_for_parts();
+    let mut doc = doc.nest(gotrue::PREFIX, gotrue_doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (app, gotrue, doc)
 }
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = api_routes().split_for_parts();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc
+    surfaces().2
 }
 
 /// The complete application: every surface, behind the middleware every response goes
@@ -161,36 +166,27 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`] plus `extra` routes behind the same middleware. Tests use it to reach
 /// behaviour no production route triggers on demand (a panic, a slow handler).
+///
+/// Two surfaces, each with its own fallbacks and error format, behind one
+/// [`middleware::Guard`]: the app API at the root, and GoTrue's router nested at
+/// `/auth/v1` (everything under it, `/auth/v1` itself included, is GoTrue's) with its
+/// error-format negotiation around its guard. Around both: CORS and the request
+/// context.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let (routes, mut doc) = api_routes().split_for_parts();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let max_body = state.config.max_body_bytes;
-    let limits = security::LimitState::new(state.config.limits.clone());
-    let hsts = state.config.hsts;
+    let (app, gotrue, doc) = surfaces();
+    let guard = middleware::Guard::new(&state.config);
     let cors = security::cors(&state.config.cors_origins);
-    let app = routes
+    let app = app
         .merge(docs::swagger_ui())
         .merge(extra)
         .fallback(middleware::route_not_found)
-        .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(Extension(docs::render(&doc)))
-        .layer(DefaultBodyLimit::max(max_body))
-        // Responses that carry tokens or user data must not be cached; the few that may
-        // (the JWKS, the docs) say so themselves.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        ))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            security::enforce_limits,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            hsts,
-            security::security_headers,
-        ))
-        .layer(axum::middleware::from_fn(gotrue::negotiate));
+        .method_not_allowed_fallback(middleware::method_not_allowed);
+    // A service rather than nested routes, so that its fallback also answers `/auth/v1/`.
+    let gotrue = gotrue::surface(gotrue, &guard).with_state(state.clone());
+    let app = guard
+        .wrap(app)
+        .nest_service(gotrue::PREFIX, gotrue)
+        .layer(Extension(docs::render(&doc)));
     let app = match cors {
         Some(cors) => app.layer(cors),
         None => app,

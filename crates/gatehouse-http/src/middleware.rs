@@ -1,16 +1,21 @@
-//! Cross-cutting request handling: the request id, the access log line, panics, and the
-//! answers the router itself gives (unknown route, wrong method).
+//! Cross-cutting request handling: the request id, the access log line, the guard every
+//! surface sits behind, panics, and the app API's answers to an unknown route or a wrong
+//! method.
 
 use std::any::Any;
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::{security, AppState, HttpConfig};
 
 /// The header that carries the request id, in and out.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -70,23 +75,57 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
-/// Fallback for paths no route serves.
-pub async fn route_not_found(method: Method, uri: Uri) -> Response {
-    if uri.path().starts_with("/auth/v1/") {
-        let message = format!("no route for {method} {}", uri.path());
-        return crate::gotrue::GoTrueError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            message,
-        )
-        .into_response();
-    }
-    ApiError::route_not_found(&method, uri.path()).into_response()
+/// Fallback for paths no route serves (`/auth/v1` has its own).
+pub async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::route_not_found(&method, uri.path())
 }
 
 /// Fallback for known paths called with a method they do not take.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::method_not_allowed(&method, uri.path())
+}
+
+/// The middleware every surface sits behind, from the outside in: security headers, the
+/// bounds on requests, panics, `Cache-Control: no-store` unless a response says otherwise,
+/// the body limit. Each surface wraps its own router in it, inside its own error handling,
+/// so what the guard refuses (a long URL, a panic) answers in that surface's format. The
+/// bound on requests in flight is one for the whole server.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    max_body: usize,
+    limits: security::LimitState,
+    hsts: bool,
+}
+
+impl Guard {
+    pub(crate) fn new(config: &HttpConfig) -> Self {
+        Self {
+            max_body: config.max_body_bytes,
+            limits: security::LimitState::new(config.limits.clone()),
+            hsts: config.hsts,
+        }
+    }
+
+    /// `router` behind the guard.
+    pub(crate) fn wrap(&self, router: Router<AppState>) -> Router<AppState> {
+        router
+            .layer(DefaultBodyLimit::max(self.max_body))
+            // Responses that carry tokens or user data must not be cached; the few that
+            // may (the JWKS, the docs) say so themselves.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                self.limits.clone(),
+                security::enforce_limits,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.hsts,
+                security::security_headers,
+            ))
+    }
 }
 
 #[cfg(test)]

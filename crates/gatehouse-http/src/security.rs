@@ -51,7 +51,13 @@ impl LimitState {
 /// URL length, header size, requests in flight, then the time a request may take.
 pub async fn enforce_limits(State(state): State<LimitState>, req: Request, next: Next) -> Response {
     let limits = &state.limits;
-    if req.uri().to_string().len() > limits.max_url_bytes {
+    // The URL as sent: a nested surface sees its path without the prefix.
+    let url_len = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().to_string(), |original| original.0.to_string())
+        .len();
+    if url_len > limits.max_url_bytes {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",

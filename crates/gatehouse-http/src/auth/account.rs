@@ -25,7 +25,7 @@ use crate::AppState;
 pub async fn signup(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
-    Json(body): Json<SignupRequest>,
+    Json(body, _): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<UserResponse>), ApiError> {
     let input = SignUp {
         email: body.email,
@@ -70,7 +70,7 @@ pub async fn me(Authenticated(principal): Authenticated) -> axum::Json<UserRespo
 pub async fn update_me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Json(body): Json<MePatchRequest>,
+    Json(body, _): Json<MePatchRequest>,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     let profile = body.profile.unwrap_or_default();
     let change = ProfileChange {
@@ -104,7 +104,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     ClientMeta(meta): ClientMeta,
-    Json(body): Json<PasswordRequest>,
+    Json(body, _): Json<PasswordRequest>,
 ) -> Result<axum::Json<PasswordResponse>, ApiError> {
     let own = OwnChange {
         password: Some(SecretString::from(body.new_password)),

@@ -68,7 +68,7 @@ pub async fn signin(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientMeta(meta): ClientMeta,
-    Json(body): Json<SigninRequest>,
+    Json(body, _): Json<SigninRequest>,
 ) -> Result<Response, ApiError> {
     cookies::check_cookie_route(&headers, &state)?;
     let identifier = match (body.email, body.username) {

@@ -2,18 +2,18 @@
 
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use gatehouse_core::admin::{Actor, NewAccount};
 use gatehouse_core::UserPatch;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::dto::user_json;
-use super::{GJson, GoTrueError, ServiceRole};
-use crate::extract::ClientMeta;
+use super::dto::{Empty, User, UserList};
+use super::{GoTrue, GoTrueError, ServiceRole};
+use crate::extract::{ClientMeta, Json};
 use crate::AppState;
 
 const DEFAULT_PER_PAGE: i64 = 50;
@@ -56,37 +56,24 @@ fn number(
     }
 }
 
-/// List users, newest first (`admin.listUsers`), with `X-Total-Count` and a `Link`
-/// header in GoTrue's form: `page` first, `rel="next"` while there is a next page,
-/// `rel="last"` always.
-#[utoipa::path(
-    operation_id = "supabase_admin_list_users", get, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), params(PageParams),
-    responses(
-        (status = 200, description = "{users, aud}", content_type = "application/json",
-            headers(("x-total-count" = i64, description = "All users"), ("link" = String, description = "</auth/v1/admin/users?page=2&per_page=50>; rel=\"next\", </auth/v1/admin/users?page=4&per_page=50>; rel=\"last\""))),
-        (status = 401, description = "no_authorization"), (status = 403, description = "not_admin, bad_jwt"),
-    )
-)]
-pub async fn list_users(
-    State(state): State<AppState>,
-    _key: ServiceRole,
-    OriginalUri(uri): OriginalUri,
-    query: axum::extract::Query<PageParams>,
-) -> Result<Response, GoTrueError> {
-    let page = number("page", query.page.as_deref(), 1, i64::from(u32::MAX))?;
-    let per_page = number(
-        "per_page",
-        query.per_page.as_deref(),
-        DEFAULT_PER_PAGE,
-        MAX_PER_PAGE,
-    )?;
-    let (users, total) = state
-        .gatehouse
-        .admin
-        .list_users_by_page(page, per_page)
-        .await?;
+impl PageParams {
+    /// `(page, per_page)`.
+    fn page(&self) -> Result<(i64, i64), GoTrueError> {
+        let page = number("page", self.page.as_deref(), 1, i64::from(u32::MAX))?;
+        let per_page = number(
+            "per_page",
+            self.per_page.as_deref(),
+            DEFAULT_PER_PAGE,
+            MAX_PER_PAGE,
+        )?;
+        Ok((page, per_page))
+    }
+}
+
+/// `X-Total-Count` and GoTrue's `Link`: `page` first, `rel="next"` while there is a next
+/// page, `rel="last"` always.
+fn page_headers(path: &str, page: i64, per_page: i64, total: i64) -> HeaderMap {
     let last = (total + per_page - 1) / per_page;
-    let path = uri.path();
     let mut link = String::new();
     if last > page {
         link.push_str(&format!(
@@ -102,9 +89,34 @@ pub async fn list_users(
     if let Ok(value) = HeaderValue::from_str(&link) {
         headers.insert(header::LINK, value);
     }
-    let body =
-        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "aud": "authenticated" });
-    Ok((headers, axum::Json(body)).into_response())
+    headers
+}
+
+/// List users, newest first (`admin.listUsers`), with `X-Total-Count` and a `Link`
+/// header in GoTrue's form: `page` first, `rel="next"` while there is a next page,
+/// `rel="last"` always.
+#[utoipa::path(
+    operation_id = "supabase_admin_list_users", get, path = "/admin/users", tag = "supabase", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, description = "{users, aud}", body = UserList,
+            headers(("x-total-count" = i64, description = "All users"), ("link" = String, description = "</auth/v1/admin/users?page=2&per_page=50>; rel=\"next\", </auth/v1/admin/users?page=4&per_page=50>; rel=\"last\""))),
+        (status = 401, description = "no_authorization"), (status = 403, description = "not_admin, bad_jwt"),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _key: ServiceRole,
+    OriginalUri(uri): OriginalUri,
+    query: axum::extract::Query<PageParams>,
+) -> Result<(HeaderMap, axum::Json<UserList>), GoTrueError> {
+    let (page, per_page) = query.page()?;
+    let (users, total) = state
+        .gatehouse
+        .admin
+        .list_users_by_page(page, per_page)
+        .await?;
+    let headers = page_headers(uri.path(), page, per_page, total);
+    Ok((headers, axum::Json(UserList::of(&users))))
 }
 
 /// `admin.createUser` and `admin.updateUserById`.
@@ -123,12 +135,51 @@ pub struct AdminUserBody {
     pub ban_duration: Option<String>,
 }
 
+impl AdminUserBody {
+    /// The core's new account, and the ban to apply after it. Everything is checked before
+    /// the account is written: a refused ban leaves no user.
+    fn into_new_account(
+        self,
+        now: OffsetDateTime,
+    ) -> Result<(NewAccount, Option<OffsetDateTime>), GoTrueError> {
+        let Some(email) = self.email.filter(|e| !e.trim().is_empty()) else {
+            return Err(GoTrueError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "An email address is required (phone users are not supported)",
+            ));
+        };
+        let banned_until = match self.ban_duration.as_deref() {
+            Some(ban) if ban != "none" => Some(super::parse::ban_end(now, ban)?),
+            _ => None,
+        };
+        let role = self
+            .app_metadata
+            .as_ref()
+            .and_then(|m| m.get("role"))
+            .and_then(Value::as_str)
+            .unwrap_or("user")
+            .to_owned();
+        let input = NewAccount {
+            email,
+            username: None,
+            password: self.password.map(SecretString::from),
+            role,
+            display_name: None,
+            user_metadata: self.user_metadata.filter(|m| !m.is_null()),
+            app_metadata: self.app_metadata.filter(|m| !m.is_null()),
+            email_confirmed: self.email_confirm.unwrap_or(false),
+        };
+        Ok((input, banned_until))
+    }
+}
+
 /// Create a user (`admin.createUser`): 200 with the user. No password → a random one.
 /// The password policy applies; a taken email → 422 `email_exists`.
 #[utoipa::path(
-    operation_id = "supabase_admin_create_user", post, path = "/auth/v1/admin/users", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    operation_id = "supabase_admin_create_user", post, path = "/admin/users", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
     responses(
-        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 200, description = "The user", body = User),
         (status = 400, description = "validation_failed"), (status = 401, description = "no_authorization"),
         (status = 403, description = "not_admin"), (status = 422, description = "email_exists, weak_password"),
     )
@@ -137,81 +188,65 @@ pub async fn create_user(
     State(state): State<AppState>,
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<AdminUserBody>,
-) -> Result<Response, GoTrueError> {
-    let Some(email) = body.email.filter(|e| !e.trim().is_empty()) else {
-        return Err(GoTrueError::new(
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "An email address is required (phone users are not supported)",
-        ));
-    };
-    // Everything is checked before the account is written: a refused ban leaves no user.
-    let banned_until = match body.ban_duration.as_deref() {
-        Some(ban) if ban != "none" => Some(super::parse::ban_end(state.gatehouse.now(), ban)?),
-        _ => None,
-    };
-    let role = body
-        .app_metadata
-        .as_ref()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        .unwrap_or("user")
-        .to_owned();
-    let input = NewAccount {
-        email,
-        username: None,
-        password: body.password.map(SecretString::from),
-        role,
-        display_name: None,
-        user_metadata: body.user_metadata.filter(|m| !m.is_null()),
-        app_metadata: body.app_metadata.filter(|m| !m.is_null()),
-        email_confirmed: body.email_confirm.unwrap_or(false),
-    };
-    let (mut user, _) = state
+    Json(body, _): Json<AdminUserBody, GoTrue>,
+) -> Result<axum::Json<User>, GoTrueError> {
+    let (input, ban) = body.into_new_account(state.gatehouse.now())?;
+    let (user, _) = state
         .gatehouse
         .admin
         .create_account(Actor::ServiceKey, input, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    if let Some(until) = banned_until {
-        let patch = UserPatch {
-            banned_until: Some(Some(until)),
-            ..UserPatch::default()
-        };
-        user = state
-            .gatehouse
-            .admin
-            .update_user(Actor::ServiceKey, user.id, patch, &meta)
-            .await
-            .map_err(GoTrueError::at_admin)?;
-    }
-    Ok(axum::Json(user_json(&user)).into_response())
+    let user = match ban {
+        Some(ban) => ban_new_user(&state, user.id, ban, &meta).await?,
+        None => user,
+    };
+    Ok(axum::Json(User::from(&user)))
+}
+
+/// The ban of a user just created: GoTrue takes `ban_duration` at creation, the core as an
+/// update.
+async fn ban_new_user(
+    state: &AppState,
+    id: Uuid,
+    banned_until: OffsetDateTime,
+    meta: &gatehouse_core::RequestMeta,
+) -> Result<gatehouse_core::store::UserRecord, GoTrueError> {
+    let patch = UserPatch {
+        banned_until: Some(Some(banned_until)),
+        ..UserPatch::default()
+    };
+    state
+        .gatehouse
+        .admin
+        .update_user(Actor::ServiceKey, id, patch, meta)
+        .await
+        .map_err(GoTrueError::at_admin)
 }
 
 /// One user (`admin.getUserById`); unknown → 404 `user_not_found`.
 #[utoipa::path(
-    operation_id = "supabase_admin_get_user", get, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])),
+    operation_id = "supabase_admin_get_user", get, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])),
     params(("id" = String, Path, description = "The user's id")),
-    responses((status = 200, description = "The user", content_type = "application/json"), (status = 404, description = "user_not_found"))
+    responses((status = 200, description = "The user", body = User), (status = 404, description = "user_not_found"))
 )]
 pub async fn get_user(
     State(state): State<AppState>,
     _key: ServiceRole,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Response, GoTrueError> {
+) -> Result<axum::Json<User>, GoTrueError> {
     let user = state.gatehouse.admin.get_user(path_id(&id)?).await?;
-    Ok(axum::Json(user_json(&user)).into_response())
+    Ok(axum::Json(User::from(&user)))
 }
 
 /// Update a user (`admin.updateUserById`): email, password (ends every session),
 /// `email_confirm`, metadata (merged; `app_metadata.role` sets the RBAC role under the same
 /// rules as the admin API), `ban_duration`.
 #[utoipa::path(
-    operation_id = "supabase_admin_update_user", put, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
+    operation_id = "supabase_admin_update_user", put, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = AdminUserBody,
     params(("id" = String, Path, description = "The user's id")),
     responses(
-        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 200, description = "The user", body = User),
         (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"),
         (status = 422, description = "email_exists, weak_password"),
     )
@@ -221,8 +256,8 @@ pub async fn update_user(
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
     axum::extract::Path(id): axum::extract::Path<String>,
-    GJson(body): GJson<AdminUserBody>,
-) -> Result<Response, GoTrueError> {
+    Json(body, _): Json<AdminUserBody, GoTrue>,
+) -> Result<axum::Json<User>, GoTrueError> {
     let admin = &state.gatehouse.admin;
     let id = path_id(&id)?;
     let patch = super::parse::admin_patch(body, &admin.get_user(id).await?, state.gatehouse.now())?;
@@ -230,7 +265,7 @@ pub async fn update_user(
         .update_user(Actor::ServiceKey, id, patch, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    Ok(axum::Json(user_json(&user)).into_response())
+    Ok(axum::Json(User::from(&user)))
 }
 
 /// `admin.deleteUser(id, shouldSoftDelete)`.
@@ -242,22 +277,22 @@ pub struct DeleteBody {
 /// Delete a user (`admin.deleteUser`): hard by default, as in GoTrue; soft with
 /// `should_soft_delete` (sessions end, the email is freed). 200 `{}`.
 #[utoipa::path(
-    operation_id = "supabase_admin_delete_user", delete, path = "/auth/v1/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = DeleteBody,
+    operation_id = "supabase_admin_delete_user", delete, path = "/admin/users/{id}", tag = "supabase", security(("bearer" = [])), request_body = DeleteBody,
     params(("id" = String, Path, description = "The user's id")),
-    responses((status = 200, description = "{}", content_type = "application/json"), (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"))
+    responses((status = 200, description = "{}", body = Empty), (status = 404, description = "user_not_found"), (status = 409, description = "last_admin"))
 )]
 pub async fn delete_user(
     State(state): State<AppState>,
     _key: ServiceRole,
     ClientMeta(meta): ClientMeta,
     axum::extract::Path(id): axum::extract::Path<String>,
-    GJson(body): GJson<DeleteBody>,
-) -> Result<Response, GoTrueError> {
+    Json(body, _): Json<DeleteBody, GoTrue>,
+) -> Result<axum::Json<Empty>, GoTrueError> {
     let hard = !body.should_soft_delete.unwrap_or(false);
     state
         .gatehouse
         .admin
         .delete_user(Actor::ServiceKey, path_id(&id)?, hard, &meta)
         .await?;
-    Ok(axum::Json(json!({})).into_response())
+    Ok(axum::Json(Empty {}))
 }

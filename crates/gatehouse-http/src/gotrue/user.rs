@@ -2,16 +2,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use gatehouse_core::{Identifier, OwnChange, SignIn, SignOutScope, SignUp};
+use gatehouse_core::{Error, Identifier, SignIn, SignUp};
+use gatehouse_core::{OwnChange, SignOutScope};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::{session_json, user_json};
-use super::{GJson, GoTrueError, UserJwt};
-use crate::extract::ClientMeta;
+use super::dto::{Health, Session, Settings, User};
+use super::{GoTrue, GoTrueError, UserJwt};
+use crate::extract::{ClientMeta, Json};
 use crate::AppState;
 
 /// `POST /signup`.
@@ -26,12 +26,47 @@ pub struct SignupBody {
     pub data: Option<Value>,
 }
 
+impl SignupBody {
+    /// The core's sign-up: an email and a password (no phone, no anonymous users).
+    fn into_sign_up(self) -> Result<SignUp, GoTrueError> {
+        let Some(email) = self.email.filter(|e| !e.trim().is_empty()) else {
+            return Err(if self.phone.is_some() {
+                GoTrueError::new(
+                    StatusCode::BAD_REQUEST,
+                    "phone_provider_disabled",
+                    "Phone signups are disabled",
+                )
+            } else {
+                GoTrueError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "anonymous_provider_disabled",
+                    "Anonymous sign-ins are disabled",
+                )
+            });
+        };
+        let password = self.password.ok_or_else(|| {
+            GoTrueError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Signup requires a valid password",
+            )
+        })?;
+        Ok(SignUp {
+            email,
+            password: SecretString::from(password),
+            username: None,
+            display_name: None,
+            user_metadata: self.data.filter(|d| !d.is_null()),
+        })
+    }
+}
+
 /// Sign up (supabase-js `signUp`). Without a mailer gatehouse confirms at once, so a
 /// session comes back. A registered email → 422 `user_already_exists`.
 #[utoipa::path(
-    operation_id = "supabase_signup", post, path = "/auth/v1/signup", tag = "supabase", request_body = SignupBody,
+    operation_id = "supabase_signup", post, path = "/signup", tag = "supabase", request_body = SignupBody,
     responses(
-        (status = 200, description = "A session (auto-confirmed)", content_type = "application/json"),
+        (status = 200, description = "A session (auto-confirmed)", body = Session),
         (status = 400, description = "validation_failed or bad_json"),
         (status = 422, description = "user_already_exists, weak_password (with weak_password.reasons), anonymous_provider_disabled"),
     )
@@ -39,43 +74,15 @@ pub struct SignupBody {
 pub async fn signup(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<SignupBody>,
-) -> Result<Response, GoTrueError> {
-    let Some(email) = body.email.filter(|e| !e.trim().is_empty()) else {
-        return Err(if body.phone.is_some() {
-            GoTrueError::new(
-                StatusCode::BAD_REQUEST,
-                "phone_provider_disabled",
-                "Phone signups are disabled",
-            )
-        } else {
-            GoTrueError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "anonymous_provider_disabled",
-                "Anonymous sign-ins are disabled",
-            )
-        });
-    };
-    let password = body.password.ok_or_else(|| {
-        GoTrueError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Signup requires a valid password",
-        )
-    })?;
-    let input = SignUp {
-        email,
-        password: SecretString::from(password),
-        username: None,
-        display_name: None,
-        user_metadata: body.data.filter(|d| !d.is_null()),
-    };
+    Json(body, _): Json<SignupBody, GoTrue>,
+) -> Result<axum::Json<Session>, GoTrueError> {
+    let input = body.into_sign_up()?;
     let grant = state
         .gatehouse
         .accounts
         .sign_up_and_sign_in(input, &meta)
         .await?;
-    Ok(axum::Json(session_json(&grant, false)).into_response())
+    Ok(axum::Json(Session::of(&grant)))
 }
 
 /// `?grant_type=`.
@@ -96,14 +103,61 @@ pub struct TokenBody {
     pub refresh_token: Option<String>,
 }
 
+/// A grant of `POST /token`, ready for the core.
+enum Grant {
+    Password(SignIn),
+    RefreshToken(SecretString),
+}
+
+impl TokenBody {
+    /// The grant `grant_type` names, from this body.
+    fn into_grant(self, grant_type: Option<&str>) -> Result<Grant, GoTrueError> {
+        match grant_type {
+            Some("password") => {
+                let (Some(email), Some(password)) =
+                    (self.email.filter(|e| !e.is_empty()), self.password)
+                else {
+                    return Err(GoTrueError::at_token(if self.phone.is_some() {
+                        Error::InvalidCredentials
+                    } else {
+                        Error::invalid("email", "an email and a password are required")
+                    }));
+                };
+                Ok(Grant::Password(SignIn {
+                    identifier: Identifier::Email(email),
+                    password: SecretString::from(password),
+                    // No cookies here: a known source is what can vouch for these clients.
+                    device_cookie: None,
+                    remember_device: false,
+                }))
+            }
+            Some("refresh_token") => self
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(|t| Grant::RefreshToken(SecretString::from(t)))
+                .ok_or_else(|| {
+                    GoTrueError::at_token(Error::invalid("refresh_token", "is required"))
+                }),
+            _ => Err(GoTrueError {
+                oauth: true,
+                ..GoTrueError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_credentials",
+                    "unsupported_grant_type",
+                )
+            }),
+        }
+    }
+}
+
 /// Sign in with a password, or refresh a session (supabase-js `signInWithPassword`,
 /// `refreshSession`). Every refresh rotates the refresh token; a rotated one presented
 /// again within the reuse interval returns the same successor, later it revokes the
 /// session (400 `refresh_token_already_used`).
 #[utoipa::path(
-    operation_id = "supabase_token", post, path = "/auth/v1/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
+    operation_id = "supabase_token", post, path = "/token", tag = "supabase", params(GrantParams), request_body = TokenBody,
     responses(
-        (status = 200, description = "A session", content_type = "application/json"),
+        (status = 200, description = "A session; `weak_password: null` on the password grant", body = Session),
         (status = 400, description = "invalid_credentials, refresh_token_not_found, refresh_token_already_used, validation_failed, user_banned"),
     )
 )]
@@ -111,75 +165,32 @@ pub async fn token(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
     query: axum::extract::Query<GrantParams>,
-    GJson(body): GJson<TokenBody>,
-) -> Result<Response, GoTrueError> {
-    match query.grant_type.as_deref() {
-        Some("password") => {
-            let (Some(email), Some(password)) =
-                (body.email.filter(|e| !e.is_empty()), body.password)
-            else {
-                return Err(GoTrueError::at_token(if body.phone.is_some() {
-                    gatehouse_core::Error::InvalidCredentials
-                } else {
-                    gatehouse_core::Error::invalid("email", "an email and a password are required")
-                }));
-            };
-            let input = SignIn {
-                identifier: Identifier::Email(email),
-                password: SecretString::from(password),
-                // No cookies here: a known source is what can vouch for these clients.
-                device_cookie: None,
-                remember_device: false,
-            };
-            let grant = state
-                .gatehouse
-                .accounts
-                .sign_in(input, &meta)
-                .await
-                .map_err(GoTrueError::at_token)?;
-            Ok(axum::Json(session_json(&grant, true)).into_response())
+    Json(body, _): Json<TokenBody, GoTrue>,
+) -> Result<axum::Json<Session>, GoTrueError> {
+    let (granted, password_grant) = match body.into_grant(query.grant_type.as_deref())? {
+        Grant::Password(input) => (state.gatehouse.accounts.sign_in(input, &meta).await, true),
+        Grant::RefreshToken(token) => {
+            (state.gatehouse.sessions.refresh(&token, &meta).await, false)
         }
-        Some("refresh_token") => {
-            let token = body
-                .refresh_token
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    GoTrueError::at_token(gatehouse_core::Error::invalid(
-                        "refresh_token",
-                        "is required",
-                    ))
-                })?;
-            let grant = state
-                .gatehouse
-                .sessions
-                .refresh(&SecretString::from(token), &meta)
-                .await
-                .map_err(GoTrueError::at_token)?;
-            Ok(axum::Json(session_json(&grant, false)).into_response())
-        }
-        _ => {
-            let mut err = GoTrueError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_credentials",
-                "unsupported_grant_type",
-            );
-            err.oauth = true;
-            Err(err)
-        }
-    }
+    };
+    let grant = granted.map_err(GoTrueError::at_token)?;
+    Ok(axum::Json(match password_grant {
+        true => Session::of_password_grant(&grant),
+        false => Session::of(&grant),
+    }))
 }
 
 /// The signed-in user (supabase-js `getUser`), read from the database.
 #[utoipa::path(
-    operation_id = "supabase_get_user", get, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])),
+    operation_id = "supabase_get_user", get, path = "/user", tag = "supabase", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 200, description = "The user", body = User),
         (status = 401, description = "no_authorization"),
         (status = 403, description = "bad_jwt, session_not_found, user_not_found, user_banned"),
     )
 )]
-pub async fn get_user(UserJwt(principal): UserJwt) -> Response {
-    axum::Json(user_json(&principal.user)).into_response()
+pub async fn get_user(UserJwt(principal): UserJwt) -> axum::Json<User> {
+    axum::Json(User::from(&principal.user))
 }
 
 /// `PUT /user`.
@@ -195,14 +206,37 @@ pub struct UpdateUserBody {
     pub data: Option<Value>,
 }
 
+impl UpdateUserBody {
+    /// The core's own-account change, `data` merged into `current` as GoTrue merges it; a
+    /// phone is refused (gatehouse has no phone logins).
+    fn into_own_change(self, current: &Value) -> Result<OwnChange, GoTrueError> {
+        if self.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(GoTrueError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "phone_provider_disabled",
+                "Phone logins are disabled",
+            ));
+        }
+        Ok(OwnChange {
+            email: self.email.filter(|e| !e.is_empty()),
+            password: self.password.map(SecretString::from),
+            current_password: self.current_password.map(SecretString::from),
+            user_metadata: self
+                .data
+                .filter(|d| !d.is_null())
+                .map(|data| super::parse::merge_metadata(current, &data)),
+        })
+    }
+}
+
 /// Update the signed-in user (supabase-js `updateUser`): email (changed at once, as with
 /// no mailer there is nothing to confirm by), password (ends every other session),
 /// metadata. A new password or email needs `current_password`, or a sign-in within
 /// `GATEHOUSE_REAUTH_WINDOW` (GoTrue's secure password change, stricter: the email too).
 #[utoipa::path(
-    operation_id = "supabase_update_user", put, path = "/auth/v1/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
+    operation_id = "supabase_update_user", put, path = "/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
     responses(
-        (status = 200, description = "The updated user", content_type = "application/json"),
+        (status = 200, description = "The updated user", body = User),
         (status = 400, description = "reauthentication_needed (no current_password and an old sign-in), current_password_mismatch, validation_failed", content_type = "application/json",
             example = json!({"code": "reauthentication_needed", "message": "Password update requires reauthentication"})),
         (status = 401, description = "no_authorization"), (status = 403, description = "bad_jwt"),
@@ -213,31 +247,16 @@ pub async fn update_user(
     State(state): State<AppState>,
     UserJwt(principal): UserJwt,
     ClientMeta(meta): ClientMeta,
-    GJson(body): GJson<UpdateUserBody>,
-) -> Result<Response, GoTrueError> {
-    if body.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(GoTrueError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
-    }
-    let own = OwnChange {
-        email: body.email.filter(|e| !e.is_empty()),
-        password: body.password.map(SecretString::from),
-        current_password: body.current_password.map(SecretString::from),
-        user_metadata: body
-            .data
-            .filter(|d| !d.is_null())
-            .map(|data| super::parse::merge_metadata(&principal.user.user_metadata.0, &data)),
-    };
+    Json(body, _): Json<UpdateUserBody, GoTrue>,
+) -> Result<axum::Json<User>, GoTrueError> {
+    let own = body.into_own_change(&principal.user.user_metadata.0)?;
     let changed = state
         .gatehouse
         .accounts
         .update_own(&principal, own, "supabase", &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    Ok(axum::Json(user_json(&changed.user)).into_response())
+    Ok(axum::Json(User::from(&changed.user)))
 }
 
 /// `?scope=`.
@@ -248,10 +267,25 @@ pub struct LogoutParams {
     pub scope: Option<String>,
 }
 
+impl LogoutParams {
+    fn scope(&self) -> Result<SignOutScope, GoTrueError> {
+        match self.scope.as_deref() {
+            None | Some("") | Some("global") => Ok(SignOutScope::Global),
+            Some("local") => Ok(SignOutScope::Local),
+            Some("others") => Ok(SignOutScope::Others),
+            Some(other) => Err(GoTrueError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                format!("Unsupported logout scope {other:?}"),
+            )),
+        }
+    }
+}
+
 /// Sign out (supabase-js `signOut`): `global` ends every session of the user, `local` this
 /// one, `others` all but this one. 204.
 #[utoipa::path(
-    operation_id = "supabase_logout", post, path = "/auth/v1/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
+    operation_id = "supabase_logout", post, path = "/logout", tag = "supabase", security(("bearer" = [])), params(LogoutParams),
     responses(
         (status = 204, description = "Signed out"),
         (status = 400, description = "validation_failed: unknown scope"),
@@ -264,18 +298,7 @@ pub async fn logout(
     ClientMeta(meta): ClientMeta,
     query: axum::extract::Query<LogoutParams>,
 ) -> Result<StatusCode, GoTrueError> {
-    let scope = match query.scope.as_deref() {
-        None | Some("") | Some("global") => SignOutScope::Global,
-        Some("local") => SignOutScope::Local,
-        Some("others") => SignOutScope::Others,
-        Some(other) => {
-            return Err(GoTrueError::new(
-                StatusCode::BAD_REQUEST,
-                "validation_failed",
-                format!("Unsupported logout scope {other:?}"),
-            ))
-        }
-    };
+    let scope = query.scope()?;
     state
         .gatehouse
         .sessions
@@ -286,61 +309,18 @@ pub async fn logout(
 
 /// What this server supports (supabase-js reads it for the UI).
 #[utoipa::path(
-    operation_id = "supabase_settings", get, path = "/auth/v1/settings", tag = "supabase",
-    responses((status = 200, description = "Settings", content_type = "application/json",
-        example = json!({"external": {"email": true, "phone": false, "anonymous_users": false}, "disable_signup": false, "mailer_autoconfirm": true, "phone_autoconfirm": false, "sms_provider": "", "saml_enabled": false})))
+    operation_id = "supabase_settings", get, path = "/settings", tag = "supabase",
+    responses((status = 200, description = "Settings", body = Settings))
 )]
-pub async fn settings() -> axum::Json<Value> {
-    let providers = [
-        "anonymous_users",
-        "apple",
-        "azure",
-        "bitbucket",
-        "discord",
-        "facebook",
-        "figma",
-        "fly",
-        "github",
-        "gitlab",
-        "google",
-        "keycloak",
-        "kakao",
-        "linkedin_oidc",
-        "notion",
-        "phone",
-        "slack_oidc",
-        "spotify",
-        "twitch",
-        "twitter",
-        "workos",
-        "zoom",
-    ];
-    let mut external: serde_json::Map<String, Value> = providers
-        .iter()
-        .map(|p| ((*p).to_owned(), json!(false)))
-        .collect();
-    external.insert("email".to_owned(), json!(true));
-    axum::Json(json!({
-        "external": external,
-        "disable_signup": false,
-        "mailer_autoconfirm": true,
-        "phone_autoconfirm": false,
-        "sms_provider": "",
-        "saml_enabled": false,
-        "passkeys_enabled": false,
-    }))
+pub async fn settings() -> axum::Json<Settings> {
+    axum::Json(Settings::current())
 }
 
 /// GoTrue's health document.
 #[utoipa::path(
-    operation_id = "supabase_health", get, path = "/auth/v1/health", tag = "supabase",
-    responses((status = 200, description = "Up", content_type = "application/json",
-        example = json!({"version": "gatehouse-0.1.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"})))
+    operation_id = "supabase_health", get, path = "/health", tag = "supabase",
+    responses((status = 200, description = "Up", body = Health))
 )]
-pub async fn health() -> axum::Json<Value> {
-    axum::Json(json!({
-        "version": concat!("gatehouse-", env!("CARGO_PKG_VERSION")),
-        "name": "GoTrue",
-        "description": "GoTrue is a user registration and authentication API",
-    }))
+pub async fn health() -> axum::Json<Health> {
+    axum::Json(Health::current())
 }

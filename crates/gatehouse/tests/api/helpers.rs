@@ -81,7 +81,7 @@ fn test_routes() -> Router<AppState> {
         )
         .route(
             "/__test/echo",
-            post(|Json(body): Json<Echo>| async move { axum::Json(body) }),
+            post(|Json(body, _): Json<Echo>| async move { axum::Json(body) }),
         )
 }
 

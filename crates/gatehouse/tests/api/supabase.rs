@@ -102,3 +102,83 @@ on_both_backends! {
         assert_eq!(app.authed(Method::GET, "/users", &token).send().await.unwrap().status(), 200, "the promoted user is an admin on the app API");
     }
 }
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+on_both_backends! {
+    async fn the_surface_answers_unknown_routes_wrong_methods_and_refusals_in_its_own_format(app: TestApp) {
+        let legacy = app.get("/auth/v1/nope").await;
+        assert_eq!(legacy.status(), 404);
+        assert_eq!(legacy.headers()["x-sb-error-code"], "not_found");
+        assert_eq!(legacy.headers()["x-content-type-options"], "nosniff", "the legacy format keeps the security headers");
+        assert_eq!(legacy.headers()["cache-control"], "no-store");
+        assert_eq!(json_of(legacy).await, json!({"code": 404, "error_code": "not_found", "msg": "no route for GET /auth/v1/nope"}));
+        let current = app.client.get(app.url("/auth/v1/nope")).header("x-supabase-api-version", "2024-01-01").send().await.unwrap();
+        assert_eq!(current.headers()["x-supabase-api-version"], "2024-01-01");
+        assert_eq!(json_of(current).await, json!({"code": "not_found", "message": "no route for GET /auth/v1/nope"}));
+        assert_eq!(json_of(app.get("/auth/v1/").await).await["error_code"], "not_found");
+        assert_eq!(json_of(app.get("/auth/v1").await).await["error_code"], "not_found");
+
+        let wrong = app.client.delete(app.url("/auth/v1/settings")).send().await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(json_of(wrong).await, json!({"code": 405, "error_code": "method_not_allowed", "msg": "DELETE is not allowed on /auth/v1/settings"}));
+
+        // What the middleware refuses before a handler runs is GoTrue's here, ours elsewhere.
+        let long = format!("?x={}", "a".repeat(9000));
+        let refused = app.get(&format!("/auth/v1/settings{long}")).await;
+        assert_eq!(refused.status(), 414);
+        assert_eq!(json_of(refused).await["error_code"], "uri_too_long");
+        assert_error(app.get(&format!("/health{long}")).await, 414, "uri_too_long").await;
+        assert_error(app.get("/auth/v2/nope").await, 404, "not_found").await;
+    }
+
+    async fn gotrue_bodies_keep_gotrues_fields_and_quirks(app: TestApp) {
+        let user_keys = ["app_metadata", "aud", "created_at", "email", "id", "identities", "is_anonymous", "phone", "role", "updated_at", "user_metadata"];
+        let session_keys = ["access_token", "expires_at", "expires_in", "refresh_token", "token_type", "user"];
+        let signup = json_of(app.post_json("/auth/v1/signup", json!({"email": "ada@example.com", "password": PASSWORD, "data": {"n": 1}})).await).await;
+        assert_eq!(keys(&signup), session_keys, "no weak_password outside the password grant");
+        assert!(signup["expires_in"].is_u64() && signup["expires_at"].is_i64());
+        let user = &signup["user"];
+        assert_eq!((user["phone"].as_str(), user["aud"].as_str(), user["role"].as_str()), (Some(""), Some("authenticated"), Some("authenticated")));
+        assert_eq!(user["user_metadata"], json!({"n": 1}));
+        assert!(user.get("banned_until").is_none());
+        let identity = &user["identities"][0];
+        assert_eq!(identity["identity_data"]["sub"], user["id"]);
+        assert_eq!(identity["identity_data"]["email_verified"], json!(user.get("email_confirmed_at").is_some()));
+
+        let password = json_of(app.post_json("/auth/v1/token?grant_type=password", json!({"email": "ada@example.com", "password": PASSWORD})).await).await;
+        assert_eq!(password["weak_password"], Value::Null);
+        assert!(password.as_object().unwrap().contains_key("weak_password"), "present, null, on the password grant");
+        assert!(password["user"]["last_sign_in_at"].is_string());
+        let refresh = password["refresh_token"].as_str().unwrap();
+        let refreshed = json_of(app.post_json("/auth/v1/token?grant_type=refresh_token", json!({"refresh_token": refresh})).await).await;
+        assert_eq!(keys(&refreshed), session_keys);
+
+        let service = app.gatehouse.keys.issue_api_key(ApiRole::ServiceRole).unwrap();
+        let created = app.client.post(app.url("/auth/v1/admin/users")).bearer_auth(&service)
+            .json(&json!({"email": "grace@example.com", "password": PASSWORD})).send().await.unwrap();
+        let created = json_of(created).await;
+        assert_eq!(keys(&created), user_keys, "unset timestamps are left out, never null");
+        assert_eq!(created["identities"][0]["last_sign_in_at"], Value::Null, "but an identity's is null");
+        let id = created["id"].as_str().unwrap();
+        let listed = json_of(app.client.get(app.url("/auth/v1/admin/users")).bearer_auth(&service).send().await.unwrap()).await;
+        assert_eq!(keys(&listed), ["aud", "users"]);
+        let deleted = app.client.delete(app.url(&format!("/auth/v1/admin/users/{id}"))).bearer_auth(&service).send().await.unwrap();
+        assert_eq!(json_of(deleted).await, json!({}));
+
+        let settings = json_of(app.get("/auth/v1/settings").await).await;
+        assert_eq!((settings["external"]["email"].as_bool(), settings["external"]["google"].as_bool()), (Some(true), Some(false)));
+        assert_eq!(settings["sms_provider"], "");
+        assert_eq!(json_of(app.get("/auth/v1/health").await).await["name"], "GoTrue");
+    }
+}
