@@ -1,5 +1,11 @@
-//! Where a request came from, as the audit trail and the rate limits see it. (Audit events
-//! are made by `Shared::audit_record` and written in the transaction of what they record.)
+//! Recording what happened: where a request came from, as the audit trail and the rate
+//! limits see it, and the audit event of an action, written in the action's transaction.
+//! Never a secret.
+
+use gatehouse_store::{AuditRecord, Json};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Where a request came from, as the HTTP layer saw it.
 #[derive(Debug, Clone, Default)]
@@ -29,5 +35,26 @@ impl RequestMeta {
         let mut meta = Self::new(Some(ip.to_string()), user_agent);
         meta.source = Some(crate::ratelimit::source_key(ip, ipv6_prefix));
         meta
+    }
+}
+
+/// The audit event of `action` at `now`.
+pub(crate) fn record(
+    now: OffsetDateTime,
+    action: &str,
+    actor: Option<Uuid>,
+    target: Option<Uuid>,
+    meta: &RequestMeta,
+    details: Value,
+) -> AuditRecord {
+    AuditRecord {
+        id: crate::new_id(now),
+        created_at: now.into(),
+        action: action.to_owned(),
+        actor_id: actor,
+        target_id: target,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        details: Json(details),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use time::OffsetDateTime;
 
-use crate::keys::{JwtAlg, KeySet, LoadedKey};
+use crate::signing_keys::{JwtAlg, KeySet, LoadedKey};
 use crate::tokens::TokenService;
 
 struct Fixture {

@@ -12,14 +12,64 @@ mod local;
 
 pub use local::Local;
 
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
 use gatehouse_store::{ChangeOutcome, NewUser, SessionRecord, Transaction, UserChange, UserRecord};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::audit::RequestMeta;
 use crate::password::Verification;
-use crate::sessions::{Principal, SessionGrant};
+use crate::tokens::AccessClaims;
 use crate::Error;
+
+/// What a sign-in or refresh hands out.
+pub struct SessionGrant {
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// When the access token expires (Unix seconds, equal to its `exp`).
+    pub expires_at: i64,
+    /// The new refresh token: for the cookie only, never a body or a log.
+    pub refresh_token: SecretString,
+    /// How long the refresh token may be kept (for the cookie's Max-Age).
+    pub refresh_ttl: Duration,
+    pub session_id: Uuid,
+    pub user: UserRecord,
+    /// A new device cookie for the browser (app API sign-ins only): for the cookie only.
+    pub device_cookie: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SessionGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGrant")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller behind a verified access token, with its user and session as the database
+/// has them now.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub claims: AccessClaims,
+    pub user: UserRecord,
+    pub session: SessionRecord,
+}
+
+/// Whether an account may be used now: not deleted, active, not banned. The one check
+/// sign-in, refresh and every authenticated request make.
+pub(crate) fn check_usable(user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {
+    if user.deleted_at.is_some() || !user.is_active {
+        return Err(Error::UserInactive);
+    }
+    if user.banned_until.is_some_and(|b| b.get() > now) {
+        return Err(Error::UserBanned);
+    }
+    Ok(())
+}
 
 /// What a refresh came to.
 pub(crate) enum Refreshed {

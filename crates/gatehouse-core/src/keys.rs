@@ -1,9 +1,10 @@
 //! Keys: the signing keys of access tokens (published as a JWKS, rotated by the operator)
-//! and the API keys Supabase clients send. The key ring itself is [`ring`].
+//! and the API keys Supabase clients send: the service over [`crate::signing_keys`] and
+//! [`crate::api_keys`].
 
-mod ring;
-
-pub use ring::{JwtAlg, KeyConfig, KeyInfo, KeyRing, KeySet, KeyState, LoadedKey, RELOAD_EVERY};
+pub use crate::signing_keys::{
+    JwtAlg, KeyConfig, KeyInfo, KeyRing, KeySet, KeyState, LoadedKey, RELOAD_EVERY,
+};
 
 use std::sync::Arc;
 

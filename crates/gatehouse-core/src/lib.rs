@@ -33,6 +33,7 @@ mod secrets;
 pub mod sessions;
 mod settings;
 mod shared;
+pub mod signing_keys;
 pub mod tokens;
 pub mod validate;
 

@@ -8,14 +8,16 @@
 
 use std::time::Duration;
 
-use gatehouse_store::{Transaction, Trust, TrustKind};
+use std::sync::Arc;
+
+use gatehouse_store::{Store, Transaction, Trust, TrustKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::RequestMeta;
+use crate::clock::Clock;
 use crate::crypto::{b64url, b64url_decode, hmac_sha256, hmac_sha256_verify, random_bytes, sha256};
-use crate::shared::Shared;
 use crate::Error;
 
 /// How failed sign-ins are slowed and stopped.
@@ -146,7 +148,39 @@ impl Voucher {
     }
 }
 
-impl Shared {
+/// Account protection at work: what vouches for an attempt, the failures counted, the
+/// trust remembered. One per service, held by the shared context.
+pub(crate) struct AccountGuard {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Protection,
+    devices: DeviceCookies,
+    /// Keys the digests of typed identifiers in the audit trail.
+    identifier_key: [u8; 32],
+}
+
+impl AccountGuard {
+    /// The guard, keyed by the deployment's secret (device cookies and identifier digests
+    /// are derived from it).
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Protection,
+        secret: &[u8],
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            devices: DeviceCookies::new(secret),
+            identifier_key: hmac_sha256(secret, b"gatehouse audit identifiers v1"),
+        }
+    }
+
+    fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     /// What vouches for an attempt at `user` from `meta` with `device_cookie`.
     pub(crate) async fn voucher(
         &self,
@@ -155,7 +189,7 @@ impl Shared {
         meta: &RequestMeta,
     ) -> Result<Voucher, Error> {
         let now = self.now();
-        let protection = &self.settings.protection;
+        let protection = &self.settings;
         if let Some(device) = device_cookie
             .and_then(|c| self.devices.read(c.expose_secret()))
             .filter(|d| d.user == user)
@@ -193,7 +227,7 @@ impl Shared {
         meta: &RequestMeta,
     ) -> Result<Option<SecretString>, Error> {
         let now = self.now();
-        let protection = &self.settings.protection;
+        let protection = &self.settings;
         if let Some(source) = &meta.source {
             let forget = (now - protection.known_source_for).into();
             let trust = Trust {
@@ -238,7 +272,7 @@ impl Shared {
             return Ok(());
         };
         let now = self.now();
-        let protection = &self.settings.protection;
+        let protection = &self.settings;
         // Rounded up: a client that waits what it is told is never refused again.
         let wait = |until: time::OffsetDateTime| Error::RateLimited {
             retry_after: u64::try_from(((until - now).whole_milliseconds() + 999) / 1000)
@@ -276,7 +310,7 @@ impl Shared {
         meta: &RequestMeta,
     ) -> Result<(), Error> {
         let now = self.now();
-        let protection = &self.settings.protection;
+        let protection = &self.settings;
         let record = tx
             .record_sign_in_failure(
                 who,
@@ -292,8 +326,14 @@ impl Shared {
                 "until": (now + protection.lock_for).to_string(),
                 "identifier_digest": self.identifier_digest(who),
             });
-            let event =
-                self.audit_record("user.signin_locked_from_source", None, user, meta, details);
+            let event = crate::audit::record(
+                now,
+                "user.signin_locked_from_source",
+                None,
+                user,
+                meta,
+                details,
+            );
             tx.insert_audit_event(&event).await?;
         }
         if let Some(id) = user {
@@ -302,7 +342,7 @@ impl Shared {
                 .await?;
             if locked {
                 let details = json!({ "consecutive_failures": count });
-                let event = self.audit_record("user.locked", None, Some(id), meta, details);
+                let event = crate::audit::record(now, "user.locked", None, Some(id), meta, details);
                 tx.insert_audit_event(&event).await?;
                 tracing::warn!(user_id = %id, "account locked after {count} consecutive failed sign-ins");
             }

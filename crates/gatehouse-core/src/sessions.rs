@@ -3,53 +3,16 @@
 //! tokens and tables themselves are the identity provider's ([`crate::identity`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use gatehouse_store::{SessionRecord, UserRecord};
 use secrecy::SecretString;
-use serde_json::{json, Value};
-use uuid::Uuid;
+use serde_json::json;
 
 use crate::audit::RequestMeta;
 use crate::identity::Refreshed;
+pub use crate::identity::{Principal, SessionGrant};
 use crate::ratelimit::Bucket;
 use crate::shared::Shared;
-use crate::tokens::AccessClaims;
 use crate::Error;
-
-/// What a sign-in or refresh hands out.
-pub struct SessionGrant {
-    pub access_token: String,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    /// When the access token expires (Unix seconds, equal to its `exp`).
-    pub expires_at: i64,
-    /// The new refresh token: for the cookie only, never a body or a log.
-    pub refresh_token: SecretString,
-    /// How long the refresh token may be kept (for the cookie's Max-Age).
-    pub refresh_ttl: Duration,
-    pub session_id: Uuid,
-    pub user: UserRecord,
-    /// A new device cookie for the browser (app API sign-ins only): for the cookie only.
-    pub device_cookie: Option<SecretString>,
-}
-
-impl std::fmt::Debug for SessionGrant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionGrant")
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The caller behind a verified access token, with its user and session as the database
-/// has them now.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub claims: AccessClaims,
-    pub user: UserRecord,
-    pub session: SessionRecord,
-}
 
 /// Which sessions a sign-out ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,18 +23,6 @@ pub enum SignOutScope {
     Local,
     /// Every other session.
     Others,
-}
-
-/// The app-level role and provider, merged into the stored `app_metadata`.
-pub fn app_metadata(user: &UserRecord) -> Value {
-    let mut meta = match &user.app_metadata.0 {
-        Value::Object(map) => map.clone(),
-        _ => serde_json::Map::new(),
-    };
-    meta.entry("provider").or_insert_with(|| json!("email"));
-    meta.entry("providers").or_insert_with(|| json!(["email"]));
-    meta.insert("role".to_owned(), json!(user.role));
-    Value::Object(meta)
 }
 
 /// The sessions service.

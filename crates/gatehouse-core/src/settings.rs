@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::keys::JwtAlg;
 use crate::password::{HashLimits, PasswordPolicy};
+use crate::signing_keys::JwtAlg;
 use crate::{protection, ratelimit};
 
 /// Everything the rules of auth are configured by.

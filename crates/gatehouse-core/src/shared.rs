@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_store::{AuditRecord, Json, Store};
+use gatehouse_store::{AuditRecord, Store};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -13,13 +13,13 @@ use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::csrf::Csrf;
 use crate::identity::{IdentityProvider, Local};
-use crate::keys::{KeyConfig, KeyRing};
 use crate::password::Hasher;
-use crate::protection::DeviceCookies;
+use crate::protection::AccountGuard;
 use crate::ratelimit::{Bucket, Limiter};
 use crate::secrets::InstanceSecrets;
+use crate::signing_keys::{KeyConfig, KeyRing};
 use crate::tokens::TokenService;
-use crate::{crypto, Error, Settings};
+use crate::{Error, Settings};
 
 pub(crate) struct Shared {
     pub store: Store,
@@ -29,9 +29,8 @@ pub(crate) struct Shared {
     pub identity: IdentityProvider,
     pub keys: Arc<KeyRing>,
     pub csrf: Csrf,
-    pub devices: DeviceCookies,
-    /// Keys the digests of typed identifiers in the audit trail.
-    pub identifier_key: [u8; 32],
+    /// Account protection: vouchers, failure counts, remembered trust.
+    pub guard: AccountGuard,
     pub api_keys: ApiKeys,
     pub limiter: Limiter,
 }
@@ -72,13 +71,18 @@ impl Shared {
         ));
         let api_keys = ApiKeys::load(secrets, settings.issuer(), now).await?;
         let limiter = Limiter::new(settings.rate_limits.clone()).await?;
+        let guard = AccountGuard::new(
+            store.clone(),
+            clock.clone(),
+            settings.protection.clone(),
+            &csrf_key,
+        );
         Ok(Self {
             store,
             clock,
             identity,
             keys,
-            devices: DeviceCookies::new(&csrf_key),
-            identifier_key: crypto::hmac_sha256(&csrf_key, b"gatehouse audit identifiers v1"),
+            guard,
             csrf: Csrf::new(csrf_key),
             api_keys,
             limiter,
@@ -112,17 +116,7 @@ impl Shared {
         meta: &RequestMeta,
         details: Value,
     ) -> AuditRecord {
-        let now = self.now();
-        AuditRecord {
-            id: crate::new_id(now),
-            created_at: now.into(),
-            action: action.to_owned(),
-            actor_id: actor,
-            target_id: target,
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            details: Json(details),
-        }
+        crate::audit::record(self.now(), action, actor, target, meta, details)
     }
 
     /// Appends an audit event that records no change of its own (a refusal), in a

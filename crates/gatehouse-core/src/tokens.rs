@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::crypto::sha256;
-use crate::keys::{KeyRing, KeySet, LoadedKey};
+use crate::signing_keys::{KeyRing, KeySet, LoadedKey};
 use crate::Error;
 
 /// Longest token accepted; anything longer is refused before it is parsed.
@@ -242,15 +242,29 @@ impl TokenService {
     }
 }
 
-impl From<crate::keys::JwtAlg> for jsonwebtoken::Algorithm {
-    fn from(alg: crate::keys::JwtAlg) -> Self {
+impl From<crate::signing_keys::JwtAlg> for jsonwebtoken::Algorithm {
+    fn from(alg: crate::signing_keys::JwtAlg) -> Self {
         match alg {
-            crate::keys::JwtAlg::Es256 => Self::ES256,
-            crate::keys::JwtAlg::Rs256 => Self::RS256,
-            crate::keys::JwtAlg::EdDsa => Self::EdDSA,
-            crate::keys::JwtAlg::Hs256 => Self::HS256,
+            crate::signing_keys::JwtAlg::Es256 => Self::ES256,
+            crate::signing_keys::JwtAlg::Rs256 => Self::RS256,
+            crate::signing_keys::JwtAlg::EdDsa => Self::EdDSA,
+            crate::signing_keys::JwtAlg::Hs256 => Self::HS256,
         }
     }
+}
+
+/// The app-level role and provider, merged into the stored `app_metadata`.
+pub fn app_metadata(user: &gatehouse_store::UserRecord) -> serde_json::Value {
+    let mut meta = match &user.app_metadata.0 {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    meta.entry("provider")
+        .or_insert_with(|| serde_json::json!("email"));
+    meta.entry("providers")
+        .or_insert_with(|| serde_json::json!(["email"]));
+    meta.insert("role".to_owned(), serde_json::json!(user.role));
+    serde_json::Value::Object(meta)
 }
 
 #[cfg(test)]
@@ -285,10 +299,14 @@ mod tests {
     fn es256_token() -> (TokenService, OffsetDateTime, KeySet, String) {
         let service = service();
         let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let keys = KeySet::from_keys(vec![
-            LoadedKey::generate(crate::keys::JwtAlg::Es256, "k1").unwrap()
-        ]);
-        let key = keys.signing_key(crate::keys::JwtAlg::Es256, now).unwrap();
+        let keys = KeySet::from_keys(vec![LoadedKey::generate(
+            crate::signing_keys::JwtAlg::Es256,
+            "k1",
+        )
+        .unwrap()]);
+        let key = keys
+            .signing_key(crate::signing_keys::JwtAlg::Es256, now)
+            .unwrap();
         let token = service.sign_with(key, &claims(now, 60)).unwrap();
         (service, now, keys, token)
     }
@@ -309,19 +327,22 @@ mod tests {
             Err(TokenError::Expired)
         );
         // Its key unpublished (another set without it): refused, and forgotten.
-        let other = KeySet::from_keys(vec![
-            LoadedKey::generate(crate::keys::JwtAlg::Es256, "k2").unwrap()
-        ]);
+        let other = KeySet::from_keys(vec![LoadedKey::generate(
+            crate::signing_keys::JwtAlg::Es256,
+            "k2",
+        )
+        .unwrap()]);
         assert_eq!(
             service.verify(&token, &other, now),
             Err(TokenError::UnknownKey)
         );
         assert_eq!(service.verified.len(), 0);
         // A key with the same kid but another algorithm is not the key that verified it.
-        let swapped =
-            KeySet::from_keys(vec![
-                LoadedKey::generate(crate::keys::JwtAlg::Hs256, "k1").unwrap()
-            ]);
+        let swapped = KeySet::from_keys(vec![LoadedKey::generate(
+            crate::signing_keys::JwtAlg::Hs256,
+            "k1",
+        )
+        .unwrap()]);
         assert!(service.verify(&token, &keys, now).is_ok());
         assert_eq!(
             service.verify(&token, &swapped, now),
@@ -359,10 +380,14 @@ mod tests {
     fn the_cache_is_bounded() {
         let service = service();
         let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let keys = KeySet::from_keys(vec![
-            LoadedKey::generate(crate::keys::JwtAlg::Hs256, "k1").unwrap()
-        ]);
-        let key = keys.signing_key(crate::keys::JwtAlg::Hs256, now).unwrap();
+        let keys = KeySet::from_keys(vec![LoadedKey::generate(
+            crate::signing_keys::JwtAlg::Hs256,
+            "k1",
+        )
+        .unwrap()]);
+        let key = keys
+            .signing_key(crate::signing_keys::JwtAlg::Hs256, now)
+            .unwrap();
         for _ in 0..=VERIFIED_CACHE_ENTRIES {
             let token = service.sign_with(key, &claims(now, 60)).unwrap();
             assert!(service.verify(&token, &keys, now).is_ok());

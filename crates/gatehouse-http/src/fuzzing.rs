@@ -57,7 +57,7 @@ pub fn plan_admin_bodies(data: &[u8]) {
         let Ok(body) = serde_json::from_slice::<crate::gotrue::admin::AdminUserBody>(data) else {
             break;
         };
-        if let Ok(patch) = crate::gotrue::parse::admin_patch(body, &user, now) {
+        if let Ok(patch) = body.into_patch(&user, now) {
             let _ = gatehouse_core::admin::plan_user_patch(&user, &patch, at(now));
         }
     }

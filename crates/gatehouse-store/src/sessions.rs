@@ -122,14 +122,19 @@ impl Store {
     }
 
     /// Replaces `old` by `new` if `old` is still current: inserts `new`, marks `old` rotated
-    /// with the sealed successor, and notes activity on the session, all in one
-    /// transaction. Returns `false`, changing nothing, when another request rotated or
-    /// revoked `old` first.
+    /// with the sealed successor, and notes activity on the session when its last note is
+    /// older than `touch_before`, all at once (one statement on Postgres, one transaction on
+    /// SQLite). Returns `false`, changing nothing, when another request rotated or revoked
+    /// `old` first. Noting activity at most once per interval keeps a refreshing session's
+    /// row from being rewritten on every refresh: under a refresh load those dead row
+    /// versions piled up in the small, hot sessions table faster than Postgres pruned them,
+    /// and every read of a session paid for walking them.
     pub async fn rotate_refresh_token(
         &self,
         old_id: Uuid,
         new: &NewRefreshToken,
         successor_sealed: &[u8],
+        touch_before: Timestamp,
     ) -> Result<bool, StoreError> {
         // Postgres: the same three writes as one statement, so one round trip instead of
         // five (BEGIN, three writes, COMMIT). The UPDATE's row lock is the compare-and-set:
@@ -144,7 +149,7 @@ impl Store {
                  SELECT $1, $2, $3, $4, $5 FROM claimed RETURNING id), \
              touched AS ( \
                  UPDATE sessions SET refreshed_at = $5 \
-                 WHERE id IN (SELECT session_id FROM claimed)) \
+                 WHERE id IN (SELECT session_id FROM claimed) AND refreshed_at < $8) \
              SELECT count(*) FROM inserted";
         if let Store::Postgres(pool) = self {
             let inserted: i64 = sqlx::query_scalar(ROTATE_IN_ONE)
@@ -155,6 +160,7 @@ impl Store {
                 .bind(new.created_at)
                 .bind(successor_sealed)
                 .bind(old_id)
+                .bind(touch_before)
                 .fetch_one(pool)
                 .await?;
             return Ok(inserted == 1);
@@ -167,7 +173,8 @@ impl Store {
                  WHERE id = $7 AND rotated_at IS NULL AND revoked_at IS NULL; \
              INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
                  SELECT $1, $2, $3, $4, $5 WHERE changes() = 1; \
-             UPDATE sessions SET refreshed_at = $5 WHERE id = $2 AND changes() = 1";
+             UPDATE sessions SET refreshed_at = $5 WHERE id = $2 AND changes() = 1 \
+                 AND refreshed_at < $8";
         let mut tx = self.begin().await?;
         let written = with_tx!(tx, conn => {
             sqlx::query(ROTATE_SQLITE)
@@ -178,12 +185,14 @@ impl Store {
                 .bind(new.created_at)
                 .bind(successor_sealed)
                 .bind(old_id)
+                .bind(touch_before)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
         tx.commit().await?;
-        Ok(written == 3)
+        // The claim and the insert, with or without the touch.
+        Ok(written >= 2)
     }
 }
 

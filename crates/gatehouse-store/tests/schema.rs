@@ -233,8 +233,8 @@ on_both_backends! {
         let successor = |byte: u8| NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [byte; 32], parent_id: Some(first.id), created_at: t1 };
         let (a, b) = (successor(2), successor(3));
         let (won_a, won_b) = tokio::join!(
-            store.rotate_refresh_token(first.id, &a, b"sealed-a"),
-            store.rotate_refresh_token(first.id, &b, b"sealed-b"),
+            store.rotate_refresh_token(first.id, &a, b"sealed-a", t1),
+            store.rotate_refresh_token(first.id, &b, b"sealed-b", t1),
         );
         let (won_a, won_b) = (won_a.unwrap(), won_b.unwrap());
         assert!(won_a ^ won_b, "exactly one rotation claims the token: {won_a} {won_b}");
@@ -246,7 +246,13 @@ on_both_backends! {
         let (old, _, _) = store.find_refresh_token_with_session(&first.token_hash).await.unwrap().unwrap();
         assert_eq!((old.rotated_at, old.successor_sealed.as_deref()), (Some(t1), Some(&sealed[..])));
         // Rotated already: a third attempt claims nothing.
-        assert!(!store.rotate_refresh_token(first.id, &successor(4), b"x").await.unwrap());
+        assert!(!store.rotate_refresh_token(first.id, &successor(4), b"x", t1).await.unwrap());
+        // A refresh soon after the last note rotates, and leaves the note as it is.
+        let t2: Timestamp = time::macros::datetime!(2026-11-21 0:05:30 UTC).into();
+        let next = NewRefreshToken { id: uuid::Uuid::now_v7(), session_id: session.id, token_hash: [5; 32], parent_id: Some(winner.id), created_at: t2 };
+        assert!(store.rotate_refresh_token(winner.id, &next, b"y", t1).await.unwrap(), "claimed without a touch");
+        let (token, found, _) = store.find_refresh_token_with_session(&next.token_hash).await.unwrap().unwrap();
+        assert_eq!((token.id, found.refreshed_at), (next.id, t1), "the note stays at t1");
     }
 
     async fn roles_other_than_user_and_admin_are_refused(store: Store) {

@@ -18,13 +18,15 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::Refreshed;
+use super::{Principal, SessionGrant};
 use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::crypto::{b64url, b64url_decode, random_bytes, sha256, Sealer};
-use crate::keys::KeyRing;
 use crate::password::{Hasher, Verification};
-use crate::sessions::{app_metadata, Principal, SessionGrant};
-use crate::tokens::{AccessClaims, Audience, AuthMethod, TokenError, TokenService, AUDIENCE};
+use crate::signing_keys::KeyRing;
+use crate::tokens::{
+    app_metadata, AccessClaims, Audience, AuthMethod, TokenError, TokenService, AUDIENCE,
+};
 use crate::{new_id, Error, Settings};
 
 /// How many rotations a token presented within its grace interval may follow to reach
@@ -204,9 +206,13 @@ impl Local {
                 successor_sealer(presented)?.seal(successor.as_bytes(), record.id.as_bytes())?;
             // One statement on Postgres, one transaction on SQLite: a compare-and-set, so
             // two concurrent refreshes with the same token produce one successor.
+            // Activity is noted at most every minute (or 1 % of the idle timeout, if less):
+            // precise enough for an idle timeout, and no row rewrite per refresh.
+            let every = (self.settings.session_idle_timeout / 100).min(Duration::from_secs(60));
+            let touch_before = (now - every).into();
             if self
                 .store
-                .rotate_refresh_token(record.id, &new, &sealed)
+                .rotate_refresh_token(record.id, &new, &sealed, touch_before)
                 .await?
             {
                 let access = self.access_token(&user, &session, now).await?;
@@ -297,7 +303,7 @@ impl Local {
             tx.commit().await?;
             return Err(Error::RefreshTokenInvalid);
         }
-        crate::accounts::check_usable(user, now)
+        super::check_usable(user, now)
     }
 
     pub(super) async fn session_of(
@@ -333,7 +339,7 @@ impl Local {
             .get_user_and_session(claims.sub, claims.session_id)
             .await?
             .ok_or(Error::UserInactive)?;
-        crate::accounts::check_usable(&user, now)?;
+        super::check_usable(&user, now)?;
         let session = session
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none() && now < s.not_after.get())
             .ok_or(Error::SessionEnded)?;

@@ -136,6 +136,55 @@ pub struct AdminUserBody {
 }
 
 impl AdminUserBody {
+    /// The core's patch for an admin body, against the user as it is: metadata merged as
+    /// GoTrue merges it, `app_metadata.role` as the RBAC role, `ban_duration` as an instant.
+    /// Every field of the body is checked here or by the core before anything is written.
+    pub(crate) fn into_patch(
+        self,
+        before: &gatehouse_core::store::UserRecord,
+        now: OffsetDateTime,
+    ) -> Result<UserPatch, gatehouse_core::Error> {
+        let app_metadata = self.app_metadata.filter(|m| !m.is_null());
+        let role = match app_metadata
+            .as_ref()
+            .and_then(|m| m.get("role"))
+            .and_then(Value::as_str)
+        {
+            Some(role) if !gatehouse_core::admin::ROLES.contains(&role) => {
+                return Err(gatehouse_core::Error::invalid(
+                    "app_metadata.role",
+                    "must be user or admin",
+                ))
+            }
+            role => role.map(str::to_owned),
+        };
+        let app_metadata = app_metadata.map(|app| {
+            let mut app = app;
+            if let Some(map) = app.as_object_mut() {
+                map.remove("role");
+            }
+            super::parse::merge_metadata(&before.app_metadata.0, &app)
+        });
+        let banned_until = match self.ban_duration.as_deref() {
+            None => None,
+            Some("none") => Some(None),
+            Some(duration) => Some(Some(super::parse::ban_end(now, duration)?)),
+        };
+        Ok(UserPatch {
+            role,
+            email: self.email.filter(|e| !e.is_empty()),
+            email_confirmed: self.email_confirm,
+            user_metadata: self
+                .user_metadata
+                .filter(|m| !m.is_null())
+                .map(|data| super::parse::merge_metadata(&before.user_metadata.0, &data)),
+            app_metadata,
+            banned_until,
+            password: self.password.map(SecretString::from),
+            ..UserPatch::default()
+        })
+    }
+
     /// The core's new account, and the ban to apply after it. Everything is checked before
     /// the account is written: a refused ban leaves no user.
     fn into_new_account(
@@ -260,7 +309,7 @@ pub async fn update_user(
 ) -> Result<axum::Json<User>, GoTrueError> {
     let admin = &state.gatehouse.admin;
     let id = path_id(&id)?;
-    let patch = super::parse::admin_patch(body, &admin.get_user(id).await?, state.gatehouse.now())?;
+    let patch = body.into_patch(&admin.get_user(id).await?, state.gatehouse.now())?;
     let user = admin
         .update_user(Actor::ServiceKey, id, patch, &meta)
         .await

@@ -122,7 +122,7 @@ impl From<&UserRecord> for User {
             role: AUTHENTICATED,
             email,
             phone: user.phone.clone().unwrap_or_default(),
-            app_metadata: gatehouse_core::sessions::app_metadata(user),
+            app_metadata: gatehouse_core::tokens::app_metadata(user),
             user_metadata: user.user_metadata.0.clone(),
             identities: vec![identity],
             created_at: user.created_at.to_string(),

@@ -1,16 +1,11 @@
-//! What only GoTrue's wire format needs: Go durations (`ban_duration`), its shallow
-//! metadata merge, and turning an admin body into the core's one [`UserPatch`].
+//! What only GoTrue's wire format needs: Go durations (`ban_duration`) and its shallow
+//! metadata merge.
 
 use std::time::Duration;
 
-use gatehouse_core::admin::{UserPatch, ROLES};
-use gatehouse_core::store::UserRecord;
 use gatehouse_core::Error;
-use secrecy::SecretString;
 use serde_json::Value;
 use time::OffsetDateTime;
-
-use super::admin::AdminUserBody;
 
 /// GoTrue's metadata update: keys of `patch` replace those of `base`; `null` removes.
 pub fn merge_metadata(base: &Value, patch: &Value) -> Value {
@@ -74,52 +69,6 @@ pub fn ban_end(now: OffsetDateTime, duration: &str) -> Result<OffsetDateTime, Er
     }
     now.checked_add(time::Duration::try_from(duration).unwrap_or(time::Duration::MAX))
         .ok_or_else(|| Error::invalid("ban_duration", "ends past the year 9999"))
-}
-
-/// The core's patch for an admin body, against the user as it is: metadata merged as
-/// GoTrue merges it, `app_metadata.role` as the RBAC role, `ban_duration` as an instant.
-/// Every field of the body is checked here or by the core before anything is written.
-pub fn admin_patch(
-    body: AdminUserBody,
-    before: &UserRecord,
-    now: OffsetDateTime,
-) -> Result<UserPatch, Error> {
-    let app_metadata = body.app_metadata.filter(|m| !m.is_null());
-    let role = match app_metadata
-        .as_ref()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-    {
-        Some(role) if !ROLES.contains(&role) => {
-            return Err(Error::invalid("app_metadata.role", "must be user or admin"))
-        }
-        role => role.map(str::to_owned),
-    };
-    let app_metadata = app_metadata.map(|app| {
-        let mut app = app;
-        if let Some(map) = app.as_object_mut() {
-            map.remove("role");
-        }
-        merge_metadata(&before.app_metadata.0, &app)
-    });
-    let banned_until = match body.ban_duration.as_deref() {
-        None => None,
-        Some("none") => Some(None),
-        Some(duration) => Some(Some(ban_end(now, duration)?)),
-    };
-    Ok(UserPatch {
-        role,
-        email: body.email.filter(|e| !e.is_empty()),
-        email_confirmed: body.email_confirm,
-        user_metadata: body
-            .user_metadata
-            .filter(|m| !m.is_null())
-            .map(|data| merge_metadata(&before.user_metadata.0, &data)),
-        app_metadata,
-        banned_until,
-        password: body.password.map(SecretString::from),
-        ..UserPatch::default()
-    })
 }
 
 #[cfg(test)]
