@@ -170,9 +170,21 @@ impl Store {
                 Ok(Self::Sqlite(pool, Arc::default()))
             }
             Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url.expose())
+                let mut options = PgConnectOptions::from_str(url.expose())
                     .map_err(connect_err)?
                     .application_name("gatehouse");
+                // Plan for data in memory, not on a spinning disk. Every query of ours is a
+                // point lookup or a keyset range over an index made for it, but with the
+                // default random_page_cost (4.0) a table of a few pages reads cheaper
+                // sequentially — and Postgres caches that plan as the generic plan of each
+                // connection's prepared statement, keeping it while the table grows (refresh
+                // tokens: a row per refresh) until an autoanalyze, a minute or more later.
+                // Measured: refresh at 0.9-1.8k/s with two sequential scans of
+                // refresh_tokens per request, 3.7-4.4k/s at 1.1 (bench/RESULTS.md). A
+                // `random_page_cost` in the URL's `options` is left as the operator set it.
+                if !url.expose().contains("random_page_cost") {
+                    options = options.options([("random_page_cost", "1.1")]);
+                }
                 // No ping before every acquire either: it is a round trip to the server per
                 // query. A connection the server dropped fails its next query instead; the
                 // pool then discards it, and idle connections are closed after 10 minutes

@@ -308,3 +308,37 @@ async fn concurrent_sqlite_writers_queue_instead_of_failing_busy() {
         .is_some());
     store.close().await;
 }
+
+/// gatehouse's Postgres connections plan for indexes (random_page_cost 1.1), so that a
+/// statement first planned while its table was tiny keeps an index scan as the table grows;
+/// an operator's own setting in the URL wins.
+#[tokio::test]
+async fn postgres_connections_plan_for_data_in_memory_unless_the_url_says_otherwise() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let show = |url: gatehouse_store::DatabaseUrl| async move {
+        let store = Store::connect(&url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let Store::Postgres(pool) = &store else {
+            unreachable!()
+        };
+        let value: String = sqlx::query_scalar("SHOW random_page_cost")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        store.close().await;
+        value
+    };
+    assert_eq!(show(db.url().clone()).await, "1.1");
+    let separator = if db.url().expose().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let own = format!(
+        "{}{separator}options=-c%20random_page_cost%3D3",
+        db.url().expose()
+    );
+    let own = gatehouse_store::DatabaseUrl::parse(&own).unwrap();
+    assert_eq!(show(own).await, "3");
+}
