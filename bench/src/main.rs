@@ -97,6 +97,7 @@ async fn seed(database_url: &str, count: usize, password: String) -> anyhow::Res
         app_metadata: json!({"provider": "email", "providers": ["email"]}),
         user_metadata: json!({}),
         email_confirmed_at: Some(base.into()),
+        banned_until: None,
         display_name: None,
         created_at: (base + Duration::from_micros(u64::try_from(i).unwrap_or(0))).into(),
     };

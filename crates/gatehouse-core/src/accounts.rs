@@ -141,6 +141,7 @@ impl Shared {
             app_metadata,
             user_metadata,
             email_confirmed_at: input.email_confirmed.then(|| now.into()),
+            banned_until: input.banned_until.map(Into::into),
             display_name,
             created_at: now.into(),
         })
@@ -157,6 +158,7 @@ fn signup_account(input: SignUp) -> NewAccount {
         user_metadata: input.user_metadata,
         app_metadata: None,
         email_confirmed: true,
+        banned_until: None,
     }
 }
 

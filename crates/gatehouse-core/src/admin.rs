@@ -93,6 +93,8 @@ pub struct NewAccount {
     pub user_metadata: Option<Value>,
     pub app_metadata: Option<Value>,
     pub email_confirmed: bool,
+    /// Banned from the start until then (GoTrue's `createUser` with `ban_duration`).
+    pub banned_until: Option<OffsetDateTime>,
 }
 
 fn is_active_admin(user: &UserRecord) -> bool {
@@ -467,7 +469,10 @@ impl Admin {
             }
         };
         let new = self.shared.plan_account(input, generated.is_none()).await?;
-        let details = json!({ "role": new.role, "via": actor.via(), "generated_password": generated.is_some() });
+        let mut details = json!({ "role": new.role, "via": actor.via(), "generated_password": generated.is_some() });
+        if let Some(until) = new.banned_until {
+            details["banned_until"] = json!(until.to_string());
+        }
         let mut tx = self.shared.store.begin().await?;
         let user = self.identity().create_user(&mut tx, &new).await?;
         let events = vec![("admin.user_created", details)];

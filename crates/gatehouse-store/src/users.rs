@@ -137,6 +137,8 @@ pub struct NewUser {
     pub app_metadata: Value,
     pub user_metadata: Value,
     pub email_confirmed_at: Option<Timestamp>,
+    /// Banned from the start until then.
+    pub banned_until: Option<Timestamp>,
     pub display_name: Option<String>,
     pub created_at: Timestamp,
 }
@@ -158,7 +160,7 @@ impl NewUser {
             email_confirmed_at: self.email_confirmed_at,
             phone_confirmed_at: None,
             last_sign_in_at: None,
-            banned_until: None,
+            banned_until: self.banned_until,
             deleted_at: None,
             created_at: self.created_at,
             updated_at: self.created_at,
@@ -229,7 +231,7 @@ impl Store {
     /// statement: for imports and for seeding benchmarks, where one transaction per user
     /// would dominate. Fails as a whole on the first constraint violation.
     pub async fn import_users(&self, users: &[NewUser]) -> Result<(), StoreError> {
-        // 10 binds per user row stays far below both drivers' limits on parameters.
+        // 11 binds per user row stays far below both drivers' limits on parameters.
         const ROWS_PER_STATEMENT: usize = 500;
         let _writing = self.write_lock().await;
         with_pool!(self, pool => {
@@ -237,7 +239,7 @@ impl Store {
             for chunk in users.chunks(ROWS_PER_STATEMENT) {
                 sqlx::QueryBuilder::new(
                     "INSERT INTO users (id, email, username, password_hash, role, app_metadata, \
-                     user_metadata, email_confirmed_at, created_at, updated_at) ",
+                     user_metadata, email_confirmed_at, created_at, updated_at, banned_until) ",
                 )
                 .push_values(chunk, |mut row, user| {
                     row.push_bind(user.id)
@@ -249,7 +251,8 @@ impl Store {
                         .push_bind(Json(&user.user_metadata))
                         .push_bind(user.email_confirmed_at)
                         .push_bind(user.created_at)
-                        .push_bind(user.created_at);
+                        .push_bind(user.created_at)
+                        .push_bind(user.banned_until);
                 })
                 .build()
                 .execute(&mut *tx)
@@ -322,8 +325,8 @@ impl Transaction {
     /// `users_username_key`.
     pub async fn create_user(&mut self, user: &NewUser) -> Result<UserRecord, StoreError> {
         const INSERT_USER: &str = "INSERT INTO users (id, email, username, password_hash, role, \
-             app_metadata, user_metadata, email_confirmed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+             app_metadata, user_metadata, email_confirmed_at, created_at, updated_at, \
+             banned_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)";
         const INSERT_PROFILE: &str =
             "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
              VALUES ($1, $2, $3, $3)";
@@ -338,6 +341,7 @@ impl Transaction {
                 .bind(Json(&user.user_metadata))
                 .bind(user.email_confirmed_at)
                 .bind(user.created_at)
+                .bind(user.banned_until)
                 .execute(&mut *conn)
                 .await?;
             sqlx::query(INSERT_PROFILE)

@@ -114,6 +114,7 @@ fn new_user(email: &str) -> NewUser {
         app_metadata: serde_json::json!({"provider": "email"}),
         user_metadata: serde_json::json!({}),
         email_confirmed_at: None,
+        banned_until: None,
         display_name: Some("imported".to_owned()),
         created_at: time::macros::datetime!(2026-11-21 0:00 UTC).into(),
     }

@@ -185,12 +185,9 @@ impl AdminUserBody {
         })
     }
 
-    /// The core's new account, and the ban to apply after it. Everything is checked before
-    /// the account is written: a refused ban leaves no user.
-    fn into_new_account(
-        self,
-        now: OffsetDateTime,
-    ) -> Result<(NewAccount, Option<OffsetDateTime>), GoTrueError> {
+    /// The core's new account, its ban included, so that the user is written banned or not
+    /// at all.
+    fn into_new_account(self, now: OffsetDateTime) -> Result<NewAccount, GoTrueError> {
         let Some(email) = self.email.filter(|e| !e.trim().is_empty()) else {
             return Err(GoTrueError::new(
                 StatusCode::BAD_REQUEST,
@@ -218,8 +215,9 @@ impl AdminUserBody {
             user_metadata: self.user_metadata.filter(|m| !m.is_null()),
             app_metadata: self.app_metadata.filter(|m| !m.is_null()),
             email_confirmed: self.email_confirm.unwrap_or(false),
+            banned_until,
         };
-        Ok((input, banned_until))
+        Ok(input)
     }
 }
 
@@ -239,38 +237,14 @@ pub async fn create_user(
     ClientMeta(meta): ClientMeta,
     Json(body, _): Json<AdminUserBody, GoTrue>,
 ) -> Result<axum::Json<User>, GoTrueError> {
-    let (input, ban) = body.into_new_account(state.gatehouse.now())?;
+    let input = body.into_new_account(state.gatehouse.now())?;
     let (user, _) = state
         .gatehouse
         .admin
         .create_account(Actor::ServiceKey, input, &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    let user = match ban {
-        Some(ban) => ban_new_user(&state, user.id, ban, &meta).await?,
-        None => user,
-    };
     Ok(axum::Json(User::from(&user)))
-}
-
-/// The ban of a user just created: GoTrue takes `ban_duration` at creation, the core as an
-/// update.
-async fn ban_new_user(
-    state: &AppState,
-    id: Uuid,
-    banned_until: OffsetDateTime,
-    meta: &gatehouse_core::RequestMeta,
-) -> Result<gatehouse_core::store::UserRecord, GoTrueError> {
-    let patch = UserPatch {
-        banned_until: Some(Some(banned_until)),
-        ..UserPatch::default()
-    };
-    state
-        .gatehouse
-        .admin
-        .update_user(Actor::ServiceKey, id, patch, meta)
-        .await
-        .map_err(GoTrueError::at_admin)
 }
 
 /// One user (`admin.getUserById`); unknown → 404 `user_not_found`.

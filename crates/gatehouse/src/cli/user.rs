@@ -93,6 +93,7 @@ impl UserCommand {
                     user_metadata: None,
                     app_metadata: None,
                     email_confirmed: true,
+                    banned_until: None,
                 };
                 let (user, generated) = gatehouse
                     .admin

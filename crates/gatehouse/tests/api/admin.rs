@@ -293,6 +293,7 @@ async fn seed(app: &TestApp, n: usize, tag: &str) -> Vec<Uuid> {
             app_metadata: json!({}),
             user_metadata: json!({}),
             email_confirmed_at: None,
+            banned_until: None,
             display_name: None,
             created_at: at.into(),
         }]).await.unwrap();
@@ -327,6 +328,7 @@ async fn pages_are_exact_under_concurrent_inserts(backend: gatehouse_core::store
                             app_metadata: json!({}),
                             user_metadata: json!({}),
                             email_confirmed_at: None,
+                            banned_until: None,
                             display_name: None,
                             created_at: now.into(),
                         }])

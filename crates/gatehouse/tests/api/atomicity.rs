@@ -190,6 +190,17 @@ on_both_backends! {
         app.refused("admin.user_updated", app.service_role(Method::PUT, &gotrue).json(&json!({"password": "orbit-Meadow-93!"}))).await;
         let create = json!({"email": "grace@example.com", "password": PASSWORD, "user_metadata": {"name": "Grace"}, "app_metadata": {"role": "admin"}});
         app.refused("admin.user_created", app.service_role(Method::POST, "/auth/v1/admin/users").json(&create)).await;
+        // createUser with a ban is one write too: refused, no user; allowed, the user is
+        // banned from its first row, with one audit event.
+        let banned = json!({"email": "mallory@example.com", "password": PASSWORD, "ban_duration": "24h"});
+        app.refused("admin.user_created", app.service_role(Method::POST, "/auth/v1/admin/users").json(&banned)).await;
+        app.refuse_audit_of("no.such_action").await;
+        let before = app.audit_actions().await.len();
+        let created = app.service_role(Method::POST, "/auth/v1/admin/users").json(&banned).send().await.unwrap();
+        assert_eq!(created.status(), 200);
+        let created: Value = created.json().await.unwrap();
+        assert!(created["banned_until"].is_string(), "{created}");
+        assert_eq!(app.audit_actions().await[before..], ["admin.user_created"]);
         // Ada is still an active admin, signed in, with her password.
         assert_eq!(app.me(&ada.access).await.status(), 200);
         let user = app.gatehouse.admin.get_user(target).await.unwrap();

@@ -418,6 +418,7 @@ impl TestApp {
             user_metadata: None,
             app_metadata: None,
             email_confirmed: true,
+            banned_until: None,
         };
         let meta = gatehouse_core::RequestMeta::default();
         let (user, _) = self

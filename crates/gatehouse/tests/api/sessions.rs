@@ -128,6 +128,7 @@ on_both_backends! {
             app_metadata: json!({"provider": "email", "providers": ["email"]}),
             user_metadata: json!({}),
             email_confirmed_at: Some(now.into()),
+            banned_until: None,
             display_name: None,
             created_at: now.into(),
         }]).await.unwrap();
