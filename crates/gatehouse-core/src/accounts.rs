@@ -169,15 +169,7 @@ impl Accounts {
 
     /// Creates a user and its profile, audited, in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
-        let shared = &self.shared;
-        shared
-            .limit(Bucket::SignupIp, meta.source.as_deref())
-            .await?;
-        let new = shared.plan_account(signup_account(input), true).await?;
-        let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
-        let mut tx = shared.store.begin().await?;
-        let user = shared.identity.create_user(&mut tx, &new).await?;
-        tx.insert_audit_event(&event).await?;
+        let (tx, user) = self.write_sign_up(input, meta).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -190,24 +182,36 @@ impl Accounts {
         input: SignUp,
         meta: &RequestMeta,
     ) -> Result<SessionGrant, Error> {
+        let (mut tx, mut user) = self.write_sign_up(input, meta).await?;
+        let now: Timestamp = self.shared.now().into();
+        tx.record_sign_in(user.id, now).await?;
+        user.last_sign_in_at = Some(now);
+        let grant = self
+            .shared
+            .identity
+            .start_session(&mut tx, user, "password", meta)
+            .await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    /// What every sign-up does: the limit, the checks and the hash, then, in a transaction
+    /// the caller commits, the user, its profile and the audit row.
+    async fn write_sign_up(
+        &self,
+        input: SignUp,
+        meta: &RequestMeta,
+    ) -> Result<(gatehouse_store::Transaction, UserRecord), Error> {
         let shared = &self.shared;
         shared
             .limit(Bucket::SignupIp, meta.source.as_deref())
             .await?;
         let new = shared.plan_account(signup_account(input), true).await?;
         let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
-        let now: Timestamp = shared.now().into();
         let mut tx = shared.store.begin().await?;
-        let mut user = shared.identity.create_user(&mut tx, &new).await?;
+        let user = shared.identity.create_user(&mut tx, &new).await?;
         tx.insert_audit_event(&event).await?;
-        tx.record_sign_in(user.id, now).await?;
-        user.last_sign_in_at = Some(now);
-        let grant = shared
-            .identity
-            .start_session(&mut tx, user, "password", meta)
-            .await?;
-        tx.commit().await?;
-        Ok(grant)
+        Ok((tx, user))
     }
 
     /// Updates one's own profile and user metadata.

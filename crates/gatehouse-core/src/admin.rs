@@ -302,16 +302,6 @@ impl Admin {
         if let Some(password) = &patch.password {
             change.password_hash = Some(self.identity().new_password(password).await?);
         }
-        let mut audit = Vec::new();
-        if change.role.is_some() {
-            let role_only = UserChange {
-                role: change.role.clone(),
-                ..UserChange::default()
-            };
-            let mut details = changes(&before, &role_only.applied_to(&before, at));
-            details["via"] = json!(actor.via());
-            audit.push(("admin.user_role_changed", details));
-        }
         let role_only = patch.role.is_some()
             && patch.is_active.is_none()
             && patch.email.is_none()
@@ -321,6 +311,18 @@ impl Admin {
             && patch.app_metadata.is_none()
             && patch.banned_until.is_none()
             && patch.password.is_none();
+        let mut audit = Vec::new();
+        // A role change is audited as one; so is setting a role the user already has
+        // (an admin action, if a no-op).
+        if change.role.is_some() || role_only {
+            let role_change = UserChange {
+                role: change.role.clone(),
+                ..UserChange::default()
+            };
+            let mut details = changes(&before, &role_change.applied_to(&before, at));
+            details["via"] = json!(actor.via());
+            audit.push(("admin.user_role_changed", details));
+        }
         let after = change.applied_to(&before, at);
         if !role_only {
             let mut details = changes(&before, &after);

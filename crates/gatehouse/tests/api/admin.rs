@@ -445,3 +445,13 @@ mod pages_stay_exact_while_users_are_created_and_use_the_index {
             .await;
     }
 }
+
+on_both_backends! {
+    async fn setting_the_role_a_user_already_has_is_still_audited(app: TestApp) {
+        let target = app.create_account("ada@example.com", "user").await;
+        let meta = RequestMeta::default();
+        let user = app.gatehouse.admin.set_role(Actor::Operator, target, "user", &meta).await.unwrap();
+        assert_eq!(user.role, "user");
+        assert_eq!(app.audit_actions().await.last().map(String::as_str), Some("admin.user_role_changed"));
+    }
+}
