@@ -198,6 +198,30 @@ impl Store {
 
 impl Transaction {
     /// Writes a session and its first refresh token, and returns the session as written.
+    /// Records a session whose refresh tokens live elsewhere (Supabase mode: the upstream's
+    /// session, by its id), so that ending it here is seen by every request. Nothing
+    /// happens if it is recorded already.
+    pub async fn record_session(&mut self, session: &NewSession) -> Result<(), StoreError> {
+        const INSERT_SESSION: &str =
+            "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
+             refreshed_at, not_after, authenticated_at, authentication_method) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8) ON CONFLICT (id) DO NOTHING";
+        with_tx!(self, conn => {
+            sqlx::query(INSERT_SESSION)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(Json(&session.amr))
+                .bind(&session.user_agent)
+                .bind(&session.ip)
+                .bind(session.created_at)
+                .bind(session.not_after)
+                .bind(&session.authentication_method)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     pub async fn create_session(
         &mut self,
         session: &NewSession,

@@ -132,7 +132,8 @@ pub struct NewUser {
     pub id: Uuid,
     pub email: String,
     pub username: Option<String>,
-    pub password_hash: String,
+    /// `None` for a user whose credentials live elsewhere (Supabase mode's mirror).
+    pub password_hash: Option<String>,
     pub role: String,
     pub app_metadata: Value,
     pub user_metadata: Value,
@@ -151,7 +152,7 @@ impl NewUser {
             email: Some(self.email.clone()),
             username: self.username.clone(),
             phone: None,
-            password_hash: Some(self.password_hash.clone()),
+            password_hash: self.password_hash.clone(),
             role: self.role.clone(),
             is_active: true,
             is_anonymous: false,
@@ -352,6 +353,49 @@ impl Transaction {
                 .await?;
         });
         Ok(user.record())
+    }
+
+    /// Writes or refreshes the local mirror of a user whose credentials live upstream
+    /// (Supabase mode): the upstream's view of the email, role, metadata, confirmation and
+    /// ban. What only gatehouse keeps (activity, the profile, locks, soft deletion) stays.
+    /// Writes nothing when the row already reads like this. Never a password hash.
+    pub async fn upsert_mirror_user(&mut self, user: &NewUser) -> Result<(), StoreError> {
+        const UPSERT_USER: &str = "INSERT INTO users (id, email, role, app_metadata, \
+             user_metadata, email_confirmed_at, created_at, updated_at, banned_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, role = excluded.role, \
+             app_metadata = excluded.app_metadata, user_metadata = excluded.user_metadata, \
+             email_confirmed_at = excluded.email_confirmed_at, \
+             banned_until = excluded.banned_until, updated_at = excluded.updated_at \
+             WHERE users.email IS DISTINCT FROM excluded.email \
+             OR users.role IS DISTINCT FROM excluded.role \
+             OR users.app_metadata IS DISTINCT FROM excluded.app_metadata \
+             OR users.user_metadata IS DISTINCT FROM excluded.user_metadata \
+             OR users.email_confirmed_at IS DISTINCT FROM excluded.email_confirmed_at \
+             OR users.banned_until IS DISTINCT FROM excluded.banned_until";
+        const INSERT_PROFILE: &str =
+            "INSERT INTO profiles (user_id, display_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (user_id) DO NOTHING";
+        with_tx!(self, conn => {
+            sqlx::query(UPSERT_USER)
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.role)
+                .bind(Json(&user.app_metadata))
+                .bind(Json(&user.user_metadata))
+                .bind(user.email_confirmed_at)
+                .bind(user.created_at)
+                .bind(user.banned_until)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(INSERT_PROFILE)
+                .bind(user.id)
+                .bind(&user.display_name)
+                .bind(user.created_at)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Replaces the password hash (a new password, or a re-hash to current parameters).

@@ -109,7 +109,7 @@ fn new_user(email: &str) -> NewUser {
         id: uuid::Uuid::now_v7(),
         email: email.to_owned(),
         username: None,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned()),
         role: "user".to_owned(),
         app_metadata: serde_json::json!({"provider": "email"}),
         user_metadata: serde_json::json!({}),
