@@ -92,7 +92,7 @@ async fn seed(database_url: &str, count: usize, password: String) -> anyhow::Res
         id: Uuid::now_v7(),
         email,
         username: None,
-        password_hash: hash.clone(),
+        password_hash: Some(hash.clone()),
         role: role.to_owned(),
         app_metadata: json!({"provider": "email", "providers": ["email"]}),
         user_metadata: json!({}),

@@ -85,8 +85,9 @@ impl Shared {
     }
 
     /// Validates an account, checks its password against the policy (unless generated)
-    /// and hashes it: everything before the write, which is the caller's, in its
-    /// transaction. The one way users are made, by sign-up, the admin APIs or the CLI.
+    /// and registers it with the identity provider (hashes the password; in Supabase mode,
+    /// creates the account upstream): everything before the write, which is the caller's,
+    /// in its transaction (on failure the caller calls `identity.unregister`). The one way users are made, by sign-up, the admin APIs or the CLI.
     pub(crate) async fn plan_account(
         &self,
         input: NewAccount,
@@ -130,13 +131,12 @@ impl Shared {
                 return Err(Error::UserAlreadyExists { field: "username" });
             }
         }
-        let password_hash = self.identity.new_password(&password).await?;
         let now = self.now();
-        Ok(NewUser {
+        let planned = NewUser {
             id: new_id(now),
             email,
             username,
-            password_hash,
+            password_hash: None,
             role: input.role,
             app_metadata,
             user_metadata,
@@ -144,7 +144,8 @@ impl Shared {
             banned_until: input.banned_until.map(Into::into),
             display_name,
             created_at: now.into(),
-        })
+        };
+        self.identity.register(planned, &password).await
     }
 }
 
@@ -189,7 +190,7 @@ impl Accounts {
         let grant = self
             .shared
             .identity
-            .start_session(&mut tx, user, "password", meta)
+            .start_session(&mut tx, user, "password", meta, None)
             .await?;
         tx.commit().await?;
         Ok(grant)
@@ -208,10 +209,17 @@ impl Accounts {
             .await?;
         let new = shared.plan_account(signup_account(input), true).await?;
         let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
-        let mut tx = shared.store.begin().await?;
-        let user = shared.identity.create_user(&mut tx, &new).await?;
-        tx.insert_audit_event(&event).await?;
-        Ok((tx, user))
+        let written = async {
+            let mut tx = shared.store.begin().await?;
+            let user = tx.create_user(&new).await?;
+            tx.insert_audit_event(&event).await?;
+            Ok::<_, Error>((tx, user))
+        }
+        .await;
+        if written.is_err() {
+            shared.identity.unregister(new.id).await;
+        }
+        written
     }
 
     /// Updates one's own profile and user metadata.
@@ -306,9 +314,10 @@ impl Accounts {
                 .await?;
         }
         if let Some(password) = &own.password {
-            change.password_hash = Some(shared.identity.new_password(password).await?);
+            change.password_hash = shared.identity.new_password(password).await?;
         }
-        self.write_own_change(principal, &change, via, meta).await
+        self.write_own_change(principal, &change, own.password.as_ref(), via, meta)
+            .await
     }
 
     /// That the caller of a password or email change is the owner: `current` is their
@@ -356,6 +365,7 @@ impl Accounts {
         &self,
         principal: &Principal,
         change: &UserChange,
+        password: Option<&SecretString>,
         via: &str,
         meta: &RequestMeta,
     ) -> Result<OwnChanged, Error> {
@@ -365,14 +375,14 @@ impl Accounts {
         let mut tx = shared.store.begin().await?;
         if shared
             .identity
-            .change_user(&mut tx, user, change, false, at)
+            .change_user(&mut tx, user, change, password, false, at)
             .await?
             != ChangeOutcome::Changed
         {
             return Err(Error::NotFound);
         }
         let mut sessions_ended = 0;
-        if change.password_hash.is_some() {
+        if password.is_some() {
             sessions_ended = shared
                 .identity
                 .end_sessions(

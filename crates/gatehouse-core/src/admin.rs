@@ -300,7 +300,7 @@ impl Admin {
             refuse_self(actor, id, "admins cannot deactivate themselves")?;
         }
         if let Some(password) = &patch.password {
-            change.password_hash = Some(self.identity().new_password(password).await?);
+            change.password_hash = self.identity().new_password(password).await?;
         }
         let role_only = patch.role.is_some()
             && patch.is_active.is_none()
@@ -327,7 +327,7 @@ impl Admin {
         if !role_only {
             let mut details = changes(&before, &after);
             details["via"] = json!(actor.via());
-            details["password_changed"] = json!(change.password_hash.is_some());
+            details["password_changed"] = json!(patch.password.is_some());
             details["metadata_changed"] =
                 json!(change.user_metadata.is_some() || change.app_metadata.is_some());
             if let Some(ban) = change.banned_until {
@@ -338,16 +338,20 @@ impl Admin {
         let ends_sessions = if deactivates {
             Some("deactivated")
         } else {
-            change
-                .password_hash
-                .is_some()
-                .then_some("password_set_by_admin")
+            patch.password.is_some().then_some("password_set_by_admin")
         };
         let keep_an_admin = (demotes || deactivates) && is_active_admin(&before);
         let mut tx = self.shared.store.begin().await?;
         let written = self
             .identity()
-            .change_user(&mut tx, id, &change, keep_an_admin, at)
+            .change_user(
+                &mut tx,
+                id,
+                &change,
+                patch.password.as_ref(),
+                keep_an_admin,
+                at,
+            )
             .await?;
         outcome(written)?;
         if let Some(reason) = ends_sessions {
@@ -355,7 +359,7 @@ impl Admin {
                 .end_sessions(&mut tx, id, None, reason)
                 .await?;
         }
-        if change.password_hash.is_some() {
+        if patch.password.is_some() {
             // A password an admin sets is a recovery: nothing the old one vouched for stays.
             tx.forget_trust(id).await?;
         }
@@ -414,7 +418,7 @@ impl Admin {
             };
             let written = self
                 .identity()
-                .change_user(&mut tx, id, &change, keep_an_admin, at)
+                .change_user(&mut tx, id, &change, None, keep_an_admin, at)
                 .await?;
             outcome(written)?;
             self.identity()
@@ -475,13 +479,20 @@ impl Admin {
         if let Some(until) = new.banned_until {
             details["banned_until"] = json!(until.to_string());
         }
-        let mut tx = self.shared.store.begin().await?;
-        let user = self.identity().create_user(&mut tx, &new).await?;
-        let events = vec![("admin.user_created", details)];
-        self.write_audit(&mut tx, actor, user.id, meta, events)
-            .await?;
-        tx.commit().await?;
-        Ok((user, generated))
+        let written = async {
+            let mut tx = self.shared.store.begin().await?;
+            let user = tx.create_user(&new).await?;
+            let events = vec![("admin.user_created", details)];
+            self.write_audit(&mut tx, actor, user.id, meta, events)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(user)
+        }
+        .await;
+        if written.is_err() {
+            self.identity().unregister(new.id).await;
+        }
+        Ok((written?, generated))
     }
 
     /// Lifts the lock of the hard stop and forgets the user's failed sign-ins, under

@@ -41,6 +41,10 @@ pub enum Error {
     /// it. Only said to a caller who gave the right password.
     #[error("the account is locked")]
     AccountLocked,
+    /// The identity provider has not confirmed the account's email yet (Supabase mode,
+    /// a project that confirms sign-ups).
+    #[error("the email address is not confirmed")]
+    EmailNotConfirmed,
     /// The account is deactivated or deleted.
     #[error("the account is inactive")]
     UserInactive,
@@ -81,6 +85,10 @@ pub enum Error {
     /// A dependency (the database) is not answering; the caller may retry later.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] Cause),
+    /// The upstream Auth API (Supabase mode) is unreachable, failing, too slow or
+    /// answering nonsense, or its circuit is open; the reason is for the log only.
+    #[error("the identity provider is unavailable: {0}")]
+    UpstreamUnavailable(&'static str),
     /// A bug or an unexpected failure; logged, answered opaquely.
     #[error("internal error: {0}")]
     Internal(#[source] Cause),

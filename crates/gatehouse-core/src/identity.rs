@@ -4,19 +4,22 @@
 //! The services ([`Accounts`](crate::Accounts), [`Sessions`](crate::Sessions),
 //! [`Admin`](crate::Admin)) validate, rate-limit, protect accounts and write the audit
 //! trail; everything that touches a password hash or the session tables goes through
-//! [`IdentityProvider`]. Today there is one provider, [`Local`]: this server's own
-//! database and hasher. Supabase mode adds a second variant that forwards the same
-//! operations to an upstream project's Auth API; nothing outside this module changes.
+//! [`IdentityProvider`]. There are two: [`Local`], this server's own database and
+//! hasher, and [`Upstream`] (Supabase mode), which forwards the same operations to a
+//! Supabase project's Auth API and keeps a mirror of its users here.
 
 mod local;
+mod upstream;
 
 pub use local::Local;
+pub use upstream::Upstream;
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use gatehouse_store::{ChangeOutcome, NewUser, SessionRecord, Transaction, UserChange, UserRecord};
+use gatehouse_supabase::UpstreamSession;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -80,10 +83,29 @@ pub(crate) enum Refreshed {
     Reused { session: Uuid, user: Uuid },
 }
 
+/// What checking a sign-in's password came to.
+pub(crate) struct PasswordCheck {
+    pub verification: Verification,
+    /// The account signing in when the password is right: the local one, or (Supabase
+    /// mode) its mirror as the upstream has it, perhaps seen here for the first time.
+    pub user: Option<UserRecord>,
+    /// The session the upstream already started (Supabase mode).
+    upstream: Option<Box<UpstreamSession>>,
+}
+
+impl PasswordCheck {
+    /// The user, when the password is right.
+    pub fn signed_in(&self) -> Option<&UserRecord> {
+        self.user.as_ref().filter(|_| self.verification.valid)
+    }
+}
+
 /// Where credentials live (see the module docs).
 pub enum IdentityProvider {
     /// This server's database and password hasher.
     Local(Local),
+    /// A Supabase project's Auth API (Supabase mode).
+    Upstream(Upstream),
 }
 
 impl IdentityProvider {
@@ -91,6 +113,88 @@ impl IdentityProvider {
     pub(crate) fn password_verifications(&self) -> u64 {
         match self {
             Self::Local(local) => local.hasher.verifications(),
+            Self::Upstream(_) => 0,
+        }
+    }
+
+    /// Whether credentials live upstream (Supabase mode).
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Self::Upstream(_))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        match self {
+            Self::Local(local) => local.now(),
+            Self::Upstream(upstream) => upstream.now(),
+        }
+    }
+
+    /// Checks the password of a sign-in. `email` is the address to try upstream when
+    /// no local account matched (Supabase mode: a user not mirrored yet).
+    pub(crate) async fn check_sign_in(
+        &self,
+        user: Option<UserRecord>,
+        email: Option<&str>,
+        password: &SecretString,
+    ) -> Result<PasswordCheck, Error> {
+        match self {
+            Self::Local(local) => Ok(PasswordCheck {
+                verification: local.verify_password(user.as_ref(), password).await?,
+                user,
+                upstream: None,
+            }),
+            Self::Upstream(upstream) => {
+                let email = user.as_ref().and_then(|u| u.email.as_deref()).or(email);
+                let session = match email {
+                    Some(email) => upstream.sign_in(email, password).await?,
+                    None => None,
+                };
+                let Some(session) = session else {
+                    return Ok(PasswordCheck {
+                        verification: Verification::default(),
+                        user,
+                        upstream: None,
+                    });
+                };
+                let mirror = upstream.mirror(&session.user, user.as_ref());
+                let user = match user {
+                    Some(mut local) if local.id == mirror.id => {
+                        upstream::apply_mirror(&mut local, &mirror);
+                        local
+                    }
+                    _ => mirror.record(),
+                };
+                Ok(PasswordCheck {
+                    verification: Verification {
+                        valid: true,
+                        needs_rehash: false,
+                    },
+                    user: Some(user),
+                    upstream: Some(Box::new(session)),
+                })
+            }
+        }
+    }
+
+    /// The first write of a sign-in that passed, before anything that refers to its user:
+    /// in Supabase mode, the user's mirror as the upstream has it now.
+    pub(crate) async fn admit(
+        &self,
+        tx: &mut Transaction,
+        check: &PasswordCheck,
+    ) -> Result<(), Error> {
+        if let (Self::Upstream(upstream), Some(session)) = (self, &check.upstream) {
+            tx.upsert_mirror_user(&upstream.mirror(&session.user, check.user.as_ref()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of a sign-in that was right but is refused here (an inactive account):
+    /// the session the upstream started for it is ended.
+    pub(crate) async fn discard(&self, check: PasswordCheck) {
+        if let (Self::Upstream(upstream), Some(session)) = (self, check.upstream) {
+            upstream.discard(*session).await;
         }
     }
 
@@ -103,65 +207,107 @@ impl IdentityProvider {
     ) -> Result<Verification, Error> {
         match self {
             Self::Local(local) => local.verify_password(user, password).await,
+            Self::Upstream(upstream) => upstream.verify_password(user, password).await,
         }
     }
 
-    /// What a new password is stored as. Slow by design: call it before opening a
-    /// transaction, never inside one.
-    pub(crate) async fn new_password(&self, password: &SecretString) -> Result<String, Error> {
-        match self {
-            Self::Local(local) => local.hasher.hash(password).await,
-        }
-    }
-
-    /// Writes a new account with its credentials.
-    pub(crate) async fn create_user(
+    /// What a new password is stored as here: a hash, or nothing when credentials live
+    /// upstream (the password then goes to [`change_user`](Self::change_user)). Slow by
+    /// design: call it before opening a transaction, never inside one.
+    pub(crate) async fn new_password(
         &self,
-        tx: &mut Transaction,
-        user: &NewUser,
-    ) -> Result<UserRecord, Error> {
+        password: &SecretString,
+    ) -> Result<Option<String>, Error> {
         match self {
-            Self::Local(_) => Ok(tx.create_user(user).await?),
+            Self::Local(local) => Ok(Some(local.hasher.hash(password).await?)),
+            Self::Upstream(_) => Ok(None),
+        }
+    }
+
+    /// Gives a planned account its credentials, before anything is written here: a hash
+    /// of its password, or (Supabase mode) the account itself, created upstream. Returns
+    /// the row to write, which in Supabase mode may carry the upstream's id.
+    pub(crate) async fn register(
+        &self,
+        mut user: NewUser,
+        password: &SecretString,
+    ) -> Result<NewUser, Error> {
+        match self {
+            Self::Local(local) => {
+                user.password_hash = Some(local.hasher.hash(password).await?);
+                Ok(user)
+            }
+            Self::Upstream(upstream) => upstream.register(user, password).await,
+        }
+    }
+
+    /// Undoes a [`register`](Self::register) whose local write failed (Supabase mode).
+    pub(crate) async fn unregister(&self, id: Uuid) {
+        if let Self::Upstream(upstream) = self {
+            upstream.unregister(id).await;
         }
     }
 
     /// Writes a change of an account (its credentials included), guarded: with
-    /// `keep_an_admin` it happens only if another active admin remains.
+    /// `keep_an_admin` it happens only if another active admin remains. In Supabase mode
+    /// the change is then sent upstream, `password` with it; a refusal there is an error,
+    /// and the caller's transaction does not commit.
     pub(crate) async fn change_user(
         &self,
         tx: &mut Transaction,
         id: Uuid,
         change: &UserChange,
+        password: Option<&SecretString>,
         keep_an_admin: bool,
         at: gatehouse_store::Timestamp,
     ) -> Result<ChangeOutcome, Error> {
-        match self {
-            Self::Local(_) => Ok(tx.change_user(id, change, keep_an_admin, at).await?),
+        let outcome = tx.change_user(id, change, keep_an_admin, at).await?;
+        if let (Self::Upstream(upstream), ChangeOutcome::Changed) = (self, outcome) {
+            if change.deleted_at.is_some() {
+                upstream.delete(id, true).await?;
+            } else {
+                upstream.apply_change(id, change, password).await?;
+            }
         }
+        Ok(outcome)
     }
 
-    /// Removes an account with its sessions.
+    /// Removes an account with its sessions (upstream too, in Supabase mode).
     pub(crate) async fn delete_user(
         &self,
         tx: &mut Transaction,
         id: Uuid,
         keep_an_admin: bool,
     ) -> Result<ChangeOutcome, Error> {
-        match self {
-            Self::Local(_) => Ok(tx.delete_user(id, keep_an_admin).await?),
+        let outcome = tx.delete_user(id, keep_an_admin).await?;
+        if let (Self::Upstream(upstream), ChangeOutcome::Changed) = (self, outcome) {
+            upstream.delete(id, false).await?;
         }
+        Ok(outcome)
     }
 
-    /// Starts a session for `user`, authenticated by `method`.
+    /// Starts a session for `user`, authenticated by `method`: here, or (Supabase mode)
+    /// the local side of the session the upstream started when `check` passed.
     pub(crate) async fn start_session(
         &self,
         tx: &mut Transaction,
         user: UserRecord,
         method: &str,
         meta: &RequestMeta,
+        check: Option<PasswordCheck>,
     ) -> Result<SessionGrant, Error> {
         match self {
             Self::Local(local) => local.start_session(tx, user, method, meta).await,
+            Self::Upstream(upstream) => {
+                let Some(session) = check.and_then(|c| c.upstream) else {
+                    return Err(Error::Internal(
+                        "Supabase mode: sessions start upstream, with a password".into(),
+                    ));
+                };
+                upstream
+                    .start_session(tx, user, method, meta, *session)
+                    .await
+            }
         }
     }
 
@@ -169,16 +315,22 @@ impl IdentityProvider {
     pub(crate) async fn refresh(&self, presented: &SecretString) -> Result<Refreshed, Error> {
         match self {
             Self::Local(local) => local.refresh(presented).await,
+            Self::Upstream(upstream) => upstream.refresh(presented).await,
         }
     }
 
-    /// The session a refresh token belongs to, if any.
+    /// The session a refresh token belongs to, as (session, user), if any. In Supabase
+    /// mode the session is ended upstream on the way (the caller ends it here).
     pub(crate) async fn session_of(
         &self,
         refresh: &SecretString,
-    ) -> Result<Option<SessionRecord>, Error> {
+    ) -> Result<Option<(Uuid, Uuid)>, Error> {
         match self {
-            Self::Local(local) => local.session_of(refresh).await,
+            Self::Local(local) => Ok(local
+                .session_of(refresh)
+                .await?
+                .map(|s: SessionRecord| (s.id, s.user_id))),
+            Self::Upstream(upstream) => upstream.sign_out_refresh(refresh).await,
         }
     }
 
@@ -189,11 +341,9 @@ impl IdentityProvider {
         session: Uuid,
         reason: &str,
     ) -> Result<bool, Error> {
-        match self {
-            Self::Local(local) => Ok(tx
-                .revoke_session(session, local.now().into(), reason)
-                .await?),
-        }
+        Ok(tx
+            .revoke_session(session, self.now().into(), reason)
+            .await?)
     }
 
     /// Ends every live session of `user` but `keep`. Returns how many ended.
@@ -204,17 +354,16 @@ impl IdentityProvider {
         keep: Option<Uuid>,
         reason: &str,
     ) -> Result<u64, Error> {
-        match self {
-            Self::Local(local) => Ok(tx
-                .revoke_user_sessions(user, keep, local.now().into(), reason)
-                .await?),
-        }
+        Ok(tx
+            .revoke_user_sessions(user, keep, self.now().into(), reason)
+            .await?)
     }
 
     /// Verifies a bearer access token and loads its user and session as they are now.
     pub(crate) async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
         match self {
             Self::Local(local) => local.authenticate(bearer).await,
+            Self::Upstream(upstream) => upstream.authenticate(bearer).await,
         }
     }
 }

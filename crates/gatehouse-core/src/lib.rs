@@ -45,7 +45,7 @@ pub use gatehouse_store as store;
 pub use keys::Keys;
 pub use protection::Protection;
 pub use sessions::{Principal, SessionGrant, Sessions, SignOutScope};
-pub use settings::Settings;
+pub use settings::{Settings, UpstreamSettings};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +116,19 @@ impl Gatehouse {
     /// The store, for operations outside the rules of auth (migrate, close).
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Whether credentials and sessions live in a Supabase project (Supabase mode).
+    pub fn supabase_mode(&self) -> bool {
+        self.shared.identity.is_upstream()
+    }
+
+    /// How many times the Supabase project's signing keys were fetched (Supabase mode).
+    pub fn upstream_jwks_fetches(&self) -> u64 {
+        match &self.shared.identity {
+            identity::IdentityProvider::Upstream(upstream) => upstream.jwks_fetches(),
+            identity::IdentityProvider::Local(_) => 0,
+        }
     }
 
     /// The settings this service runs with.

@@ -89,7 +89,7 @@ fn is_common(password: &str) -> bool {
 }
 
 /// Result of checking a password against a stored hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Verification {
     /// The password is right.
     pub valid: bool,

@@ -84,20 +84,20 @@ impl Sessions {
         let Some(presented) = refresh else {
             return Ok(());
         };
-        let Some(session) = shared.identity.session_of(presented).await? else {
+        let Some((session, user)) = shared.identity.session_of(presented).await? else {
             return Ok(());
         };
         let event = shared.audit_record(
             "session.logout",
-            Some(session.user_id),
-            Some(session.user_id),
+            Some(user),
+            Some(user),
             meta,
-            json!({ "session_id": session.id }),
+            json!({ "session_id": session }),
         );
         let mut tx = shared.store.begin().await?;
         if shared
             .identity
-            .end_session(&mut tx, session.id, "logout")
+            .end_session(&mut tx, session, "logout")
             .await?
         {
             tx.insert_audit_event(&event).await?;

@@ -32,6 +32,42 @@ pub struct Settings {
     pub hash_limits: HashLimits,
     pub rate_limits: ratelimit::RateLimits,
     pub protection: protection::Protection,
+    /// Supabase mode: the project whose Auth API holds the credentials and sessions.
+    /// `None` is standalone mode.
+    pub upstream: Option<UpstreamSettings>,
+}
+
+/// The Supabase project gatehouse fronts in Supabase mode.
+#[derive(Clone)]
+pub struct UpstreamSettings {
+    /// The project's URL; its Auth API is `<url>/auth/v1` and its tokens' issuer too.
+    pub url: url::Url,
+    /// The anon (publishable) key.
+    pub anon_key: SecretString,
+    /// The service-role key: sign-up through the admin API and all admin work.
+    pub service_role_key: Option<SecretString>,
+    /// The legacy HS256 secret, for projects not on asymmetric signing keys.
+    pub jwt_secret: Option<SecretString>,
+    /// How long one call upstream may take.
+    pub timeout: Duration,
+}
+
+impl UpstreamSettings {
+    /// The issuer of the project's access tokens.
+    pub fn issuer(&self) -> String {
+        format!("{}/auth/v1", self.url.as_str().trim_end_matches('/'))
+    }
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings")
+            .field("url", &self.url.as_str())
+            .field("service_role_key", &self.service_role_key.is_some())
+            .field("jwt_secret", &self.jwt_secret.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -62,6 +98,7 @@ impl Default for Settings {
             hash_limits: HashLimits::default(),
             rate_limits: ratelimit::RateLimits::default(),
             protection: protection::Protection::default(),
+            upstream: None,
         }
     }
 }

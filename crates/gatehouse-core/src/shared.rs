@@ -12,7 +12,7 @@ use crate::api_keys::ApiKeys;
 use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::csrf::Csrf;
-use crate::identity::{IdentityProvider, Local};
+use crate::identity::{IdentityProvider, Local, Upstream};
 use crate::password::Hasher;
 use crate::protection::AccountGuard;
 use crate::ratelimit::{Bucket, Limiter};
@@ -61,14 +61,22 @@ impl Shared {
             settings.key_encryption_key.as_ref(),
         )?);
         let csrf_key = secrets.get("csrf", now).await?;
-        let identity = IdentityProvider::Local(Local::new(
-            store.clone(),
-            clock.clone(),
-            settings.clone(),
-            keys.clone(),
-            TokenService::new(settings.issuer(), settings.jwt_leeway),
-            Hasher::new(settings.hash_limits)?,
-        ));
+        let identity = match &settings.upstream {
+            Some(upstream) => IdentityProvider::Upstream(Upstream::new(
+                store.clone(),
+                clock.clone(),
+                settings.clone(),
+                upstream,
+            )?),
+            None => IdentityProvider::Local(Local::new(
+                store.clone(),
+                clock.clone(),
+                settings.clone(),
+                keys.clone(),
+                TokenService::new(settings.issuer(), settings.jwt_leeway),
+                Hasher::new(settings.hash_limits)?,
+            )),
+        };
         let api_keys = ApiKeys::load(secrets, settings.issuer(), now).await?;
         let limiter = Limiter::new(settings.rate_limits.clone()).await?;
         let guard = AccountGuard::new(

@@ -196,6 +196,11 @@ impl From<gatehouse_core::Error> for ApiError {
                 "user_banned",
                 "the account is banned",
             ),
+            E::EmailNotConfirmed => Self::new(
+                StatusCode::FORBIDDEN,
+                "email_not_confirmed",
+                "confirm the email address first",
+            ),
             E::UserInactive => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "user_inactive",
@@ -248,6 +253,16 @@ impl From<gatehouse_core::Error> for ApiError {
                     "unavailable",
                     "service temporarily unavailable",
                 )
+            }
+            E::UpstreamUnavailable(reason) => {
+                tracing::warn!(reason, "identity provider unavailable");
+                let mut err = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    "the identity provider is unavailable; retry shortly",
+                );
+                err.retry_after = Some(5);
+                err
             }
             E::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error");

@@ -182,7 +182,15 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(middleware::route_not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed);
     // A service rather than nested routes, so that its fallback also answers `/auth/v1/`.
-    let gotrue = gotrue::surface(gotrue, &guard).with_state(state.clone());
+    // In Supabase mode clients talk to the project's Auth API directly: gatehouse's own is
+    // off, and says so.
+    let gotrue = if state.gatehouse.supabase_mode() {
+        Router::new()
+            .fallback(middleware::gotrue_off_in_supabase_mode)
+            .with_state(state.clone())
+    } else {
+        gotrue::surface(gotrue, &guard).with_state(state.clone())
+    };
     let app = guard
         .wrap(app)
         .nest_service(gotrue::PREFIX, gotrue)

@@ -80,6 +80,17 @@ pub async fn route_not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::route_not_found(&method, uri.path())
 }
 
+/// Everything under `/auth/v1` in Supabase mode: the project's Auth API serves it, not
+/// gatehouse.
+pub async fn gotrue_off_in_supabase_mode() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "supabase_mode",
+        "gatehouse runs in Supabase mode: Supabase clients talk to the project's Auth API \
+         directly, not to /auth/v1 here",
+    )
+}
+
 /// Fallback for known paths called with a method they do not take.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::method_not_allowed(&method, uri.path())

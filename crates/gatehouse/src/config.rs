@@ -107,8 +107,19 @@ impl Config {
 
     /// The settings of the rules of auth.
     pub fn settings(&self) -> gatehouse_core::Settings {
-        self.auth
-            .core_settings(self.http.public_url(), self.limits.rate_limits.clone())
+        let mut settings = self
+            .auth
+            .core_settings(self.http.public_url(), self.limits.rate_limits.clone());
+        settings.upstream = self.supabase.as_ref().map(SupabaseSettings::core_settings);
+        settings
+    }
+
+    /// Standalone, or Supabase mode and its project.
+    pub fn mode(&self) -> String {
+        match &self.supabase {
+            Some(supabase) => format!("supabase ({})", supabase.url),
+            None => "standalone".to_owned(),
+        }
     }
 
     /// The settings of the HTTP layer.
@@ -137,13 +148,13 @@ impl Config {
         redact::in_print_order(entries)
     }
 
-    /// What an operator should know about settings that are valid but do not do what they
-    /// may expect (today: the SUPABASE_* ones, read by nothing until Supabase mode is built).
+    /// What an operator should know about the settings beyond their values (today: what
+    /// Supabase mode means and what it cannot do without the service-role key).
     pub fn notices(&self) -> Vec<String> {
         self.supabase
-            .iter()
-            .map(SupabaseSettings::not_used_yet)
-            .collect()
+            .as_ref()
+            .map(SupabaseSettings::notices)
+            .unwrap_or_default()
     }
 }
 

@@ -137,12 +137,16 @@ impl Accounts {
                 .await?;
             return Err(Error::AccountLocked);
         }
-        let verification = shared
-            .identity
-            .verify_password(user.as_ref(), &input.password)
-            .await?;
         let known = user.as_ref().map(|u| u.id);
-        let Some(mut user) = user.filter(|_| verification.valid) else {
+        let typed_email = match &input.identifier {
+            Identifier::Email(email) => Some(email.trim()),
+            Identifier::Username(_) => None,
+        };
+        let check = shared
+            .identity
+            .check_sign_in(user, typed_email, &input.password)
+            .await?;
+        let Some(mut user) = check.signed_in().cloned() else {
             let details = match known {
                 Some(_) => json!({ "by": method, "reason": "wrong password" }),
                 None => json!({
@@ -177,10 +181,11 @@ impl Accounts {
                     details,
                 )
                 .await?;
+            shared.identity.discard(check).await;
             return Err(refusal);
         }
-        let rehash = match verification.needs_rehash {
-            true => Some(shared.identity.new_password(&input.password).await?),
+        let rehash = match check.verification.needs_rehash {
+            true => shared.identity.new_password(&input.password).await?,
             false => None,
         };
         let vouched_by = match voucher {
@@ -191,6 +196,7 @@ impl Accounts {
         let details = json!({ "by": method, "vouched_by": vouched_by, "while_locked": user.locked_at.is_some() });
         let event = shared.audit_record("user.signin", Some(user.id), Some(user.id), meta, details);
         let mut tx = shared.store.begin().await?;
+        shared.identity.admit(&mut tx, &check).await?;
         tx.clear_sign_in_failures(&who, &counted_as).await?;
         if user.failed_sign_ins != 0 {
             tx.reset_user_failures(user.id, false).await?;
@@ -202,7 +208,7 @@ impl Accounts {
             };
             let _ = shared
                 .identity
-                .change_user(&mut tx, user.id, &change, false, now.into())
+                .change_user(&mut tx, user.id, &change, None, false, now.into())
                 .await?;
         }
         tx.record_sign_in(user.id, now.into()).await?;
@@ -215,7 +221,7 @@ impl Accounts {
         user.failed_sign_ins = 0;
         let mut grant = shared
             .identity
-            .start_session(&mut tx, user, "password", meta)
+            .start_session(&mut tx, user, "password", meta, Some(check))
             .await?;
         tx.commit().await?;
         grant.device_cookie = device_cookie;

@@ -140,6 +140,9 @@ impl From<Error> for GoTrueError {
                 "User from sub claim in JWT does not exist",
             ),
             Error::UserBanned => Self::new(S::FORBIDDEN, "user_banned", "User is banned"),
+            Error::EmailNotConfirmed => {
+                Self::new(S::BAD_REQUEST, "email_not_confirmed", "Email not confirmed")
+            }
             Error::AccountLocked => Self::new(
                 S::BAD_REQUEST,
                 "account_locked",
@@ -178,6 +181,14 @@ impl From<Error> for GoTrueError {
                     S::SERVICE_UNAVAILABLE,
                     "unexpected_failure",
                     "Service temporarily unavailable",
+                )
+            }
+            Error::UpstreamUnavailable(reason) => {
+                tracing::warn!(reason, "identity provider unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    "The identity provider is unavailable",
                 )
             }
             other @ (Error::Config(_) | Error::Internal(_)) => {

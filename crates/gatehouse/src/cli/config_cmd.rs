@@ -22,16 +22,18 @@ impl ConfigCommand {
             Self::Check { json } => {
                 let entries = config.redacted_entries();
                 if json {
-                    let map: serde_json::Map<String, serde_json::Value> = entries
+                    let mut map: serde_json::Map<String, serde_json::Value> = entries
                         .into_iter()
                         .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
                         .collect();
+                    map.insert("mode".to_owned(), config.mode().into());
                     println!("{}", serde_json::to_string_pretty(&map)?);
                     // stdout stays one JSON document for the scripts that read it.
                     for notice in config.notices() {
                         eprintln!("note: {notice}");
                     }
                 } else {
+                    println!("mode: {}", config.mode());
                     let width = entries.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
                     for (name, value) in entries {
                         println!("{name:width$} = {value}");

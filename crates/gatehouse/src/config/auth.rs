@@ -276,6 +276,7 @@ impl AuthSettings {
             session_idle_timeout: self.session_idle_timeout,
             session_max_lifetime: self.session_max_lifetime,
             reauth_window: self.reauth_window,
+            upstream: None,
             password_policy: self.password_policy.clone(),
             hash_limits: self.hash_limits,
             rate_limits,

@@ -49,6 +49,7 @@ const PRINT_ORDER: &[&str] = &[
     "SUPABASE_ANON_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
+    "GATEHOUSE_UPSTREAM_TIMEOUT",
 ];
 
 /// The subsystems' entries in [`PRINT_ORDER`] (any missing from it last).

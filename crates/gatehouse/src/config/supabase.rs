@@ -1,12 +1,15 @@
-//! Supabase mode: the upstream project's URL and keys. Supabase mode is not built yet, so
-//! these are parsed and validated (a deployment's configuration is checked from day one)
-//! but nothing reads them; `config check` says so.
+//! Supabase mode: the project's URL and keys. With `SUPABASE_URL` and
+//! `SUPABASE_ANON_KEY` set, gatehouse fronts that project: credentials and sessions live
+//! in its Auth API, and gatehouse keeps profiles, a mirror of the users and the audit
+//! trail in `DATABASE_URL`.
+
+use std::time::Duration;
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::redact::{self, Entry};
-use super::values::{http_url, secret};
+use super::values::{duration, http_url, secret};
 use super::{err, ConfigError};
 
 #[derive(Debug, Clone, Args)]
@@ -25,6 +28,17 @@ pub struct SupabaseArgs {
         hide_env_values = true
     )]
     supabase_service_role_key: Option<String>,
+    /// The same as SUPABASE_SERVICE_ROLE_KEY, under the name some guides use.
+    #[arg(
+        long,
+        env = "SUPABASE_SERVICE_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    supabase_service_key: Option<String>,
+    /// Supabase mode: how long one call to the project's Auth API may take.
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_TIMEOUT", global = true)]
+    upstream_timeout: Option<String>,
     /// Supabase mode: the legacy HS256 JWT secret, for projects not on asymmetric keys.
     #[arg(
         long,
@@ -42,6 +56,7 @@ pub struct SupabaseSettings {
     pub anon_key: SecretString,
     pub service_role_key: Option<SecretString>,
     pub jwt_secret: Option<SecretString>,
+    pub timeout: Duration,
 }
 
 impl SupabaseSettings {
@@ -50,6 +65,7 @@ impl SupabaseSettings {
         let any = args.supabase_url.is_some()
             || args.supabase_anon_key.is_some()
             || args.supabase_service_role_key.is_some()
+            || args.supabase_service_key.is_some()
             || args.supabase_jwt_secret.is_some();
         if !any {
             return Ok(None);
@@ -73,13 +89,34 @@ impl SupabaseSettings {
                 "is required in Supabase mode (SUPABASE_URL is set)",
             ));
         };
+        let service_role_key =
+            match (&args.supabase_service_role_key, &args.supabase_service_key) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(err(
+                        "SUPABASE_SERVICE_KEY",
+                        "supabase-service-key",
+                        "differs from SUPABASE_SERVICE_ROLE_KEY; set one of them",
+                    ))
+                }
+                (Some(key), _) | (None, Some(key)) => Some(SecretString::from(key.clone())),
+                (None, None) => None,
+            }
+            .filter(|key| !key.expose_secret().trim().is_empty());
+        let timeout = match &args.upstream_timeout {
+            Some(raw) => duration(
+                "GATEHOUSE_UPSTREAM_TIMEOUT",
+                "upstream-timeout",
+                raw,
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+            )?,
+            None => Duration::from_secs(5),
+        };
         Ok(Some(Self {
             url,
             anon_key: SecretString::from(anon_key),
-            service_role_key: args
-                .supabase_service_role_key
-                .clone()
-                .map(SecretString::from),
+            service_role_key,
+            timeout,
             jwt_secret: secret(
                 "SUPABASE_JWT_SECRET",
                 "supabase-jwt-secret",
@@ -89,21 +126,34 @@ impl SupabaseSettings {
         }))
     }
 
-    /// The line `config check` prints while Supabase mode is not built: an operator who
-    /// set these expects gatehouse to front their project, and it does not yet.
-    pub(super) fn not_used_yet(&self) -> String {
-        let mut set = vec!["SUPABASE_URL", "SUPABASE_ANON_KEY"];
-        if self.service_role_key.is_some() {
-            set.push("SUPABASE_SERVICE_ROLE_KEY");
+    /// What core needs to run in Supabase mode.
+    pub fn core_settings(&self) -> gatehouse_core::UpstreamSettings {
+        gatehouse_core::UpstreamSettings {
+            url: self.url.clone(),
+            anon_key: self.anon_key.clone(),
+            service_role_key: self.service_role_key.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            timeout: self.timeout,
         }
-        if self.jwt_secret.is_some() {
-            set.push("SUPABASE_JWT_SECRET");
+    }
+
+    /// What `config check` says of the mode.
+    pub(super) fn notices(&self) -> Vec<String> {
+        let mut notices = vec![format!(
+            "Supabase mode: credentials and sessions live in the Auth API of {}; gatehouse \
+             keeps profiles, a mirror of the users (never a password hash) and the audit \
+             trail in DATABASE_URL; its own /auth/v1 is off",
+            self.url
+        )];
+        if self.service_role_key.is_none() {
+            notices.push(
+                "SUPABASE_SERVICE_ROLE_KEY is not set: sign-up goes through the project's \
+                 public sign-up (its confirmation rules apply), and admin changes and \
+                 password changes are refused"
+                    .to_owned(),
+            );
         }
-        format!(
-            "{} are set but not used yet: Supabase mode is not built, so gatehouse keeps its \
-             own users and sessions in DATABASE_URL",
-            set.join(", ")
-        )
+        notices
     }
 
     /// The entries of `settings`, which is `None` when Supabase mode is off.
@@ -125,6 +175,13 @@ impl SupabaseSettings {
                 "SUPABASE_JWT_SECRET",
                 redact::secret(settings.and_then(|s| s.jwt_secret.as_ref())),
             ),
+            (
+                "GATEHOUSE_UPSTREAM_TIMEOUT",
+                settings.map_or_else(
+                    || "<unset>".to_owned(),
+                    |s| humantime::format_duration(s.timeout).to_string(),
+                ),
+            ),
         ]
     }
 }
@@ -137,11 +194,13 @@ mod tests {
     fn supabase_mode_is_off_unless_a_supabase_variable_is_set() {
         let config = parse(&[]).unwrap();
         assert!(config.supabase.is_none());
+        assert_eq!(config.mode(), "standalone");
+        assert!(config.settings().upstream.is_none());
         assert!(config.notices().is_empty(), "{:?}", config.notices());
     }
 
     #[test]
-    fn supabase_settings_are_said_to_be_set_but_not_used_yet() {
+    fn supabase_mode_is_on_with_a_url_and_an_anon_key_and_says_what_lives_where() {
         let config = parse(&[
             "--supabase-url",
             "https://abc.supabase.co",
@@ -151,14 +210,51 @@ mod tests {
             "a-supabase-jwt-secret-that-is-long-enough",
         ])
         .unwrap();
-        assert_eq!(
-            config.notices(),
-            vec![
-                "SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_JWT_SECRET are set but not used yet: \
-                 Supabase mode is not built, so gatehouse keeps its own users and sessions in \
-                 DATABASE_URL"
-            ]
+        assert_eq!(config.mode(), "supabase (https://abc.supabase.co/)");
+        let notices = config.notices();
+        assert!(notices[0].starts_with("Supabase mode: credentials and sessions live in the Auth API of https://abc.supabase.co/"), "{notices:?}");
+        assert!(
+            notices[1].contains("SUPABASE_SERVICE_ROLE_KEY is not set"),
+            "{notices:?}"
         );
+        let settings = config.settings();
+        let upstream = settings.upstream.expect("Supabase mode reaches core");
+        assert_eq!(upstream.issuer(), "https://abc.supabase.co/auth/v1");
+        assert_eq!(upstream.timeout, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_service_key_has_two_names_that_must_agree() {
+        let base = [
+            "--supabase-url",
+            "https://abc.supabase.co",
+            "--supabase-anon-key",
+            "anon",
+        ];
+        let alias =
+            parse(&[&base[..], &["--supabase-service-key", "service-value"]].concat()).unwrap();
+        let service = alias
+            .supabase
+            .as_ref()
+            .and_then(|s| s.service_role_key.as_ref());
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(service.unwrap()),
+            "service-value"
+        );
+        assert_eq!(alias.notices().len(), 1, "{:?}", alias.notices());
+        let same = parse(
+            &[
+                &base[..],
+                &[
+                    "--supabase-service-key",
+                    "v",
+                    "--supabase-service-role-key",
+                    "v",
+                ],
+            ]
+            .concat(),
+        );
+        assert!(same.is_ok());
     }
 
     #[test]
@@ -203,6 +299,30 @@ mod tests {
                     "short",
                 ],
                 "SUPABASE_JWT_SECRET",
+            ),
+            (
+                &[
+                    "--supabase-url",
+                    "https://x.supabase.co",
+                    "--supabase-anon-key",
+                    "k",
+                    "--supabase-service-key",
+                    "a",
+                    "--supabase-service-role-key",
+                    "b",
+                ],
+                "SUPABASE_SERVICE_KEY",
+            ),
+            (
+                &[
+                    "--supabase-url",
+                    "https://x.supabase.co",
+                    "--supabase-anon-key",
+                    "k",
+                    "--upstream-timeout",
+                    "2h",
+                ],
+                "GATEHOUSE_UPSTREAM_TIMEOUT",
             ),
         ]);
     }

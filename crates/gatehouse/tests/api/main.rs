@@ -20,3 +20,4 @@ mod sessions;
 mod shutdown;
 mod supabase;
 mod tokens;
+mod upstream;

@@ -332,7 +332,7 @@ fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
 }
 
 #[test]
-fn config_check_says_the_supabase_settings_are_set_but_not_used_yet() {
+fn config_check_shows_supabase_mode_and_what_lives_where() {
     let dir = tempfile::tempdir().unwrap();
     let supabase = [
         ("SUPABASE_URL", "https://abc.supabase.co"),
@@ -349,10 +349,14 @@ fn config_check_says_the_supabase_settings_are_set_but_not_used_yet() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.lines().any(|l| l
-            == "note: SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY are set but \
-                not used yet: Supabase mode is not built, so gatehouse keeps its own users and \
-                sessions in DATABASE_URL"),
+        stdout.starts_with("mode: supabase (https://abc.supabase.co/)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(
+            "note: Supabase mode: credentials and sessions live in the Auth API of \
+             https://abc.supabase.co/"
+        )),
         "{stdout}"
     );
     assert!(stdout.ends_with("configuration is valid\n"), "{stdout}");
@@ -364,8 +368,9 @@ fn config_check_says_the_supabase_settings_are_set_but_not_used_yet() {
         .unwrap();
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["SUPABASE_ANON_KEY"], "<redacted>");
+    assert_eq!(printed["mode"], "supabase (https://abc.supabase.co/)");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not used yet"),
+        String::from_utf8_lossy(&out.stderr).contains("note: Supabase mode"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -374,7 +379,8 @@ fn config_check_says_the_supabase_settings_are_set_but_not_used_yet() {
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(!stdout.contains("not used yet"), "{stdout}");
+    assert!(stdout.starts_with("mode: standalone\n"), "{stdout}");
+    assert!(!stdout.contains("note:"), "{stdout}");
 }
 
 #[test]

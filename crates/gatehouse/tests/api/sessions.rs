@@ -123,7 +123,7 @@ on_both_backends! {
             id: uuid::Uuid::new_v4(),
             email: "imported@example.com".into(),
             username: None,
-            password_hash: hash,
+            password_hash: Some(hash),
             role: "user".into(),
             app_metadata: json!({"provider": "email", "providers": ["email"]}),
             user_metadata: json!({}),
