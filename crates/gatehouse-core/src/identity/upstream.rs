@@ -9,6 +9,7 @@
 //! guards (the last admin) decide, then sent upstream inside the same transaction, which
 //! rolls back if the upstream refuses.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -34,6 +35,13 @@ use crate::{Error, Settings};
 /// A ban long enough to mean "deactivated" upstream (GoTrue has no deactivation).
 const DEACTIVATED_BAN: &str = "876000h";
 
+/// How long a verified token's claims are reused without verifying its signature again.
+/// Short, so that a key the project withdraws stops working soon even for tokens seen
+/// before; the expiry is checked on every use.
+const VERIFIED_FOR_SECS: i64 = 60;
+/// Verified tokens kept at most; when full, the cache starts over.
+const VERIFIED_MAX: usize = 10_000;
+
 /// The upstream project and what verifies its tokens.
 pub struct Upstream {
     store: Store,
@@ -41,7 +49,13 @@ pub struct Upstream {
     settings: Settings,
     client: AuthClient,
     verifier: Verifier,
+    /// Claims of recently verified tokens, by the token's SHA-256, with the Unix time
+    /// until which they may be reused. Failures are never cached.
+    verified: std::sync::Mutex<Verified>,
 }
+
+/// Claims by token digest, with the Unix time until which they may be reused.
+type Verified = HashMap<[u8; 32], (Arc<AccessClaims>, i64)>;
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,6 +191,7 @@ impl Upstream {
             settings,
             client,
             verifier,
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -194,8 +209,33 @@ impl Upstream {
         self.verifier.jwks_fetches()
     }
 
-    /// Verifies an access token of the project and reads its claims as gatehouse's.
+    fn verified(&self) -> std::sync::MutexGuard<'_, Verified> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Verifies an access token of the project and reads its claims as gatehouse's; a
+    /// token verified in the last minute is not verified again until it expires.
     async fn claims(&self, token: &str) -> Result<AccessClaims, Error> {
+        let digest = crate::crypto::sha256(token.as_bytes());
+        let now = self.now().unix_timestamp();
+        if let Some((claims, until)) = self.verified().get(&digest) {
+            if now < *until {
+                return Ok(AccessClaims::clone(claims));
+            }
+        }
+        let claims = self.verify(token).await?;
+        let until = claims.exp.min(now + VERIFIED_FOR_SECS);
+        let mut cache = self.verified();
+        if cache.len() >= VERIFIED_MAX {
+            cache.clear();
+        }
+        cache.insert(digest, (Arc::new(claims.clone()), until));
+        Ok(claims)
+    }
+
+    async fn verify(&self, token: &str) -> Result<AccessClaims, Error> {
         let claims = self.verifier.verify(token).await.map_err(claims_error)?;
         let value = serde_json::to_value(&claims).map_err(|e| Error::Internal(Box::new(e)))?;
         serde_json::from_value(value).map_err(|_| {

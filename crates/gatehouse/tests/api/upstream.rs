@@ -159,6 +159,7 @@ on_both_backends_with_a_project! {
         let fresh = app.signin(email, PASSWORD).await;
         assert_eq!(fresh.status(), 200, "{}", fresh.text().await.unwrap());
         let fresh = TestApp::signed(fresh).await;
+        assert_eq!(app.me(&fresh.access).await.status(), 200, "verified, and its claims kept");
         let out = app.cookie_post("/auth/logout", Some(&fresh.refresh), None).await;
         assert_eq!(out.status(), 200);
         assert_eq!(app.me(&fresh.access).await.status(), 401, "ended here at once");
@@ -217,6 +218,7 @@ on_both_backends_with_a_project! {
         assert_eq!(listed.status(), 200);
         assert_eq!(listed.json::<Value>().await.unwrap()["users"].as_array().unwrap().len(), 2);
 
+        assert_eq!(app.me(&bea.access).await.status(), 200);
         let off = app.authed(reqwest::Method::PATCH, &format!("/users/{id}"), &admin.access)
             .json(&json!({"isActive": false})).send().await.unwrap();
         assert_eq!(off.status(), 200, "{}", off.text().await.unwrap());
