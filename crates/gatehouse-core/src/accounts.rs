@@ -252,6 +252,13 @@ impl Accounts {
             user_metadata,
             updated_at: self.shared.now().into(),
         };
+        if update.user_metadata != user.user_metadata.0 {
+            // In Supabase mode the metadata is the project's: it changes there first.
+            self.shared
+                .identity
+                .push_user_metadata(user.id, &update.user_metadata)
+                .await?;
+        }
         let mut tx = self.shared.store.begin().await?;
         tx.update_profile(user.id, &update).await?;
         tx.commit().await?;

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use gatehouse_store::{ChangeOutcome, NewUser, SessionRecord, Transaction, UserChange, UserRecord};
 use gatehouse_supabase::UpstreamSession;
 use secrecy::SecretString;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::audit::RequestMeta;
@@ -270,6 +271,19 @@ impl IdentityProvider {
             }
         }
         Ok(outcome)
+    }
+
+    /// Sends a user's new metadata where it lives, before it is written here (Supabase
+    /// mode; nothing to do otherwise).
+    pub(crate) async fn push_user_metadata(&self, id: Uuid, metadata: &Value) -> Result<(), Error> {
+        if let Self::Upstream(upstream) = self {
+            let change = UserChange {
+                user_metadata: Some(metadata.clone()),
+                ..UserChange::default()
+            };
+            upstream.apply_change(id, &change, None).await?;
+        }
+        Ok(())
     }
 
     /// Removes an account with its sessions (upstream too, in Supabase mode).

@@ -399,6 +399,44 @@ on_both_backends! {
 }
 
 on_both_backends_with_a_project! {
+    async fn the_aliases_the_profile_and_the_rest_of_the_admin_api_work_as_standalone(pair: Pair) {
+        let app = &pair.app;
+        let registered = app.post_json("/auth/register", json!({"email": "zoe@example.com", "password": PASSWORD})).await;
+        assert_eq!(registered.status(), 201, "{}", registered.text().await.unwrap());
+        let id = registered.json::<Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_owned();
+        let login = app.cookie_post("/auth/login", None, Some(json!({"email": "zoe@example.com", "password": PASSWORD}))).await;
+        assert_eq!(login.status(), 200);
+        let zoe = TestApp::signed(login).await;
+        assert_eq!(app.authed(reqwest::Method::GET, "/me", &zoe.access).send().await.unwrap().status(), 200);
+
+        let patched = app.authed(reqwest::Method::PATCH, "/auth/me", &zoe.access)
+            .json(&json!({"profile": {"displayName": "Zoe"}, "userMetadata": {"theme": "dark"}}))
+            .send().await.unwrap();
+        assert_eq!(patched.status(), 200, "{}", patched.text().await.unwrap());
+        let upstream = pair.upstream_user("zoe@example.com").await.unwrap();
+        assert_eq!(upstream.user_metadata.0["theme"], "dark", "the project's metadata changed");
+        assert_eq!(upstream.display_name, None, "the profile stays here");
+        // A sign-in mirrors the project's user again: the profile and metadata survive it.
+        let again = TestApp::signed(app.signin("zoe@example.com", PASSWORD).await).await;
+        let me: Value = app.me(&again.access).await.json().await.unwrap();
+        assert_eq!(me["user"]["profile"]["displayName"], "Zoe");
+        assert_eq!(me["user"]["userMetadata"]["theme"], "dark");
+
+        let (_, admin) = app.admin("boss@example.com").await;
+        let one = app.authed(reqwest::Method::GET, &format!("/users/{id}"), &admin.access).send().await.unwrap();
+        assert_eq!(one.status(), 200);
+        let moved = app.authed(reqwest::Method::PATCH, &format!("/users/{id}"), &admin.access)
+            .json(&json!({"email": "zoe.new@example.com"})).send().await.unwrap();
+        assert_eq!(moved.status(), 200, "{}", moved.text().await.unwrap());
+        assert!(pair.upstream_user("zoe.new@example.com").await.is_some(), "the email changed in the project");
+
+        let ended = app.authed(reqwest::Method::DELETE, &format!("/users/{id}/sessions"), &admin.access).send().await.unwrap();
+        assert_eq!(ended.status(), 200, "{}", ended.text().await.unwrap());
+        assert_eq!(app.me(&zoe.access).await.status(), 401, "ended here at once");
+        assert_eq!(app.refresh(&again.refresh).await.status(), 401, "and no refresh brings it back");
+        assert_eq!(hashes_downstream(app).await, 0);
+    }
+
     async fn the_projects_refusals_map_to_the_app_apis_codes(pair: Pair) {
         let app = &pair.app;
         app.signup("taken@example.com", None).await;
