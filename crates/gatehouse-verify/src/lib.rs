@@ -615,6 +615,11 @@ impl VerifierBuilder {
     }
 }
 
+/// The README's examples compile (`cargo test --doc -p gatehouse-verify`).
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The default clock: the one place this crate reads the wall clock.
 #[allow(clippy::disallowed_methods)]
 fn system_now() -> SystemTime {
