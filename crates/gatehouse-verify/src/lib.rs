@@ -373,11 +373,12 @@ impl Inner {
         )
     }
 
-    fn request_error(&self, err: &reqwest::Error) -> String {
+    fn request_error(&self, err: reqwest::Error) -> String {
         if err.is_timeout() {
             self.timed_out()
         } else {
-            format!("GET {}: {}", self.jwks_url, error_chain(err))
+            // The URL leads the message already.
+            format!("GET {}: {}", self.jwks_url, error_chain(&err.without_url()))
         }
     }
 
@@ -398,7 +399,7 @@ impl Inner {
             .timeout(self.http_timeout)
             .send()
             .await
-            .map_err(|e| self.request_error(&e))?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
@@ -406,7 +407,7 @@ impl Inner {
         let fresh_for =
             jwks::freshness(response.headers(), self.jwks_ttl, self.min_refetch_interval);
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(e))? {
             if body.len() + chunk.len() > jwks::MAX_JWKS_BYTES {
                 return Err(format!(
                     "GET {url}: the JWKS is larger than {} bytes",

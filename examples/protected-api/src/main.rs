@@ -22,11 +22,12 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
     let verifier = config.verifier().map_err(|e| e.to_string())?;
-    // Not fatal: a project on a legacy HS256 secret may publish no keys, and the keys are
-    // fetched again on the first token that needs them.
+    // Not fatal: HS256 tokens need no keys, and the keys are fetched again by the first
+    // token that needs them once the verifier's min_refetch_interval (30 s) has passed;
+    // until then such requests get 503 keys_unavailable.
     match verifier.prefetch().await {
         Ok(()) => tracing::info!(jwks = verifier.jwks_url(), "signing keys loaded"),
-        Err(err) => tracing::warn!("{err}; will try again on the first request"),
+        Err(err) => tracing::warn!("{err}; tokens needing them get 503 until they load"),
     }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
