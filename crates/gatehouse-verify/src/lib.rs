@@ -626,3 +626,26 @@ struct ReadmeDoctests;
 fn system_now() -> SystemTime {
     SystemTime::now()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_can_be_shared_across_tasks() {
+        fn shareable<T: Clone + Send + Sync + fmt::Debug + 'static>() {}
+        shareable::<Verifier>();
+        fn sendable<T: Send + 'static>(_: &T) {}
+        let verifier = Verifier::builder("https://abc.supabase.co/auth/v1")
+            .build()
+            .unwrap();
+        let fut = async move { verifier.verify("a.b.c").await };
+        sendable(&fut);
+    }
+
+    #[test]
+    fn unix_seconds_handles_times_before_the_epoch() {
+        assert_eq!(unix_seconds(UNIX_EPOCH + Duration::from_secs(5)), 5);
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(5)), -5);
+    }
+}
