@@ -366,14 +366,27 @@ impl Inner {
         }
     }
 
+    fn timed_out(&self) -> String {
+        format!(
+            "GET {}: no complete answer within {:?}",
+            self.jwks_url, self.http_timeout
+        )
+    }
+
+    fn request_error(&self, err: reqwest::Error) -> String {
+        if err.is_timeout() {
+            self.timed_out()
+        } else {
+            // The URL leads the message already.
+            format!("GET {}: {}", self.jwks_url, error_chain(&err.without_url()))
+        }
+    }
+
     async fn fetch(&self) -> Result<(jwks::KeySet, Duration), String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.http_timeout, self.fetch_once()).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "GET {}: no complete answer within {:?}",
-                self.jwks_url, self.http_timeout
-            )),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -386,7 +399,7 @@ impl Inner {
             .timeout(self.http_timeout)
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
@@ -394,11 +407,7 @@ impl Inner {
         let fresh_for =
             jwks::freshness(response.headers(), self.jwks_ttl, self.min_refetch_interval);
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(e))? {
             if body.len() + chunk.len() > jwks::MAX_JWKS_BYTES {
                 return Err(format!(
                     "GET {url}: the JWKS is larger than {} bytes",
@@ -607,8 +616,36 @@ impl VerifierBuilder {
     }
 }
 
+/// The README's examples compile (`cargo test --doc -p gatehouse-verify`).
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The default clock: the one place this crate reads the wall clock.
 #[allow(clippy::disallowed_methods)]
 fn system_now() -> SystemTime {
     SystemTime::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_can_be_shared_across_tasks() {
+        fn shareable<T: Clone + Send + Sync + fmt::Debug + 'static>() {}
+        shareable::<Verifier>();
+        fn sendable<T: Send + 'static>(_: &T) {}
+        let verifier = Verifier::builder("https://abc.supabase.co/auth/v1")
+            .build()
+            .unwrap();
+        let fut = async move { verifier.verify("a.b.c").await };
+        sendable(&fut);
+    }
+
+    #[test]
+    fn unix_seconds_handles_times_before_the_epoch() {
+        assert_eq!(unix_seconds(UNIX_EPOCH + Duration::from_secs(5)), 5);
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(5)), -5);
+    }
 }
