@@ -129,12 +129,14 @@ on_both_backends_with_a_project! {
         assert_eq!(user["id"], upstream_user.id.to_string(), "one id, the project's");
         assert!(upstream_user.password_hash.is_some(), "the password lives upstream");
 
-        let signed = TestApp::signed({
-            let response = app.signin(email, PASSWORD).await;
-            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-            response
-        })
-        .await;
+        let response = app.signin(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let cookie = crate::helpers::set_cookie(&response, "sb_refresh_token").unwrap();
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        let refresh = crate::helpers::cookie_value(&response, "sb_refresh_token").unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert!(!body.to_string().contains(&refresh), "the project's refresh token only in the cookie");
+        let signed = Signed { access: body["accessToken"].as_str().unwrap().to_owned(), refresh };
         let token = claims(&signed.access);
         assert_eq!(token["iss"], format!("{}/auth/v1", pair.upstream.base), "the project's token");
         assert_eq!(token["sub"], user["id"]);
