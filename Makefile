@@ -1,5 +1,5 @@
 # gatehouse — the two commands of the README are `make run` and `make test`.
-.PHONY: run dev test lint fmt fuzz bench bench-smoke microbench openapi help
+.PHONY: run dev test lint fmt fuzz bench bench-smoke bench-supabase microbench openapi help
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,10 @@ bench: ## load benchmark on SQLite and Postgres (release build, wrk); prints the
 
 bench-smoke: ## the load benchmark for a few seconds per scenario (CI): must run without errors
 	bench/run.py --smoke
+
+bench-supabase: ## GET /auth/me in Supabase mode against standalone, A/B in one run (release build)
+	cargo build --release --locked -p gatehouse
+	bench/run.py --help >/dev/null && bench/supabase_mode.py
 
 microbench: ## criterion micro-benchmarks: Argon2id, tokens per algorithm, refresh rotation per store
 	scripts/ensure-services.sh

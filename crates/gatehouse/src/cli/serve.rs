@@ -25,7 +25,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("GATEHOUSE_ADDR: cannot listen on {}", config.http.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(backend = %store.backend(), database = %config.storage.database_url, "listening on http://{addr}");
+    tracing::info!(backend = %store.backend(), database = %config.storage.database_url, mode = %config.mode(), "listening on http://{addr}");
     gatehouse_http::serve(
         listener,
         gatehouse_http::router(state),
