@@ -849,7 +849,8 @@ mod tests {
 
     #[test]
     fn every_skip_reason_is_found_in_order() {
-        let cases: Vec<(Box<dyn Fn(&mut SupabaseUserRow)>, SkipReason)> = vec![
+        type Change = Box<dyn Fn(&mut SupabaseUserRow)>;
+        let cases: Vec<(Change, SkipReason)> = vec![
             (
                 Box::new(|r| r.deleted_at = Some(now())),
                 SkipReason::SoftDeleted,
