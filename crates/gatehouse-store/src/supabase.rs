@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::types::Json;
-use sqlx::{Connection, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -97,9 +97,11 @@ pub async fn read_auth_users(url: &str) -> Result<Vec<SupabaseUserRow>, Supabase
         url: url.masked(),
         source,
     };
+    // Reading a whole auth.users takes seconds: no "slow statement" warning for it.
     let options = PgConnectOptions::from_str(url.expose())
         .map_err(connect_err)?
-        .application_name("gatehouse-import");
+        .application_name("gatehouse-import")
+        .disable_statement_logging();
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
         .await
         .map_err(|_| SupabaseReadError::ConnectTimeout {

@@ -713,6 +713,14 @@ impl Admin {
                 .audit_record("user.imported", actor.id(), None, meta, details);
             tx.insert_audit_event(&event).await?;
             tx.commit().await?;
+            // After batches 1, 2, 4, 8 …, the planner learns the tables' new size, so it
+            // never believes them less than half what they are and the next batches'
+            // lookups stay index lookups (Store::analyze_users says what happened without).
+            if number.is_power_of_two() {
+                if let Err(err) = self.shared.store.analyze_users().await {
+                    tracing::warn!(error = %err, "could not refresh the planner's statistics of users");
+                }
+            }
         }
         Ok(BatchOutcome {
             imported: new.len() as u64,
