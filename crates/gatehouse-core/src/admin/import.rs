@@ -122,8 +122,8 @@ pub struct Skipped {
 }
 
 /// What the source's rows come to before gatehouse's database is asked: the users to
-/// write (in source order) and the rows skipped for what they are.
-#[derive(Debug)]
+/// write (in source order) and the rows skipped for what they are. No `Debug`: its users
+/// hold password hashes.
 pub struct ImportPlan {
     /// Rows read from the source.
     pub read: usize,
