@@ -3,6 +3,7 @@
 //! themself out and the deployment always keeps an active admin, and the audit trail of
 //! every change with what it was before and after — written in the change's transaction.
 
+pub mod import;
 mod listing;
 
 #[cfg(feature = "fuzzing")]

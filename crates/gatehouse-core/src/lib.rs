@@ -6,6 +6,7 @@
 //! - [`Accounts`](accounts::Accounts): sign-up, sign-in, one's own profile, password and email;
 //! - [`Sessions`](sessions::Sessions): refresh, sign-out, authenticating an access token;
 //! - [`Admin`](admin::Admin): user management, roles, locks and the audit trail;
+//!   [`import`] moves users out of a Supabase project (`gatehouse user import`);
 //! - [`Keys`](keys::Keys): signing keys, the JWKS and the API keys.
 //!
 //! Where credentials live (the password hashes, the sessions and refresh tokens) is behind
@@ -38,7 +39,7 @@ pub mod tokens;
 pub mod validate;
 
 pub use accounts::{Accounts, Identifier, OwnChange, ProfileChange, SignIn, SignUp};
-pub use admin::{Actor, Admin, NewAccount, UserPatch};
+pub use admin::{import, Actor, Admin, NewAccount, UserPatch};
 pub use audit::RequestMeta;
 pub use error::Error;
 pub use gatehouse_store as store;

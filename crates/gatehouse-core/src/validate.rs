@@ -115,6 +115,20 @@ pub fn avatar_url(raw: &str) -> Result<Option<String>, Error> {
     Ok(Some(url.to_string()))
 }
 
+/// Whether metadata is over the bounds of [`metadata`] in size (16 KiB) or depth (8), as
+/// opposed to malformed: an import reports the two apart.
+pub fn metadata_too_large(value: &Value) -> bool {
+    value.to_string().len() > MAX_METADATA_BYTES || depth(value) > MAX_METADATA_DEPTH
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A JSON object of at most 16 KiB serialized and 8 levels deep, with no NUL character
 /// anywhere (Postgres cannot store one in `jsonb`).
 pub fn user_metadata(value: &Value) -> Result<(), Error> {
@@ -128,13 +142,6 @@ pub fn metadata(field: &'static str, value: &Value) -> Result<(), Error> {
     }
     if value.to_string().len() > MAX_METADATA_BYTES {
         return Err(Error::invalid(field, "must be at most 16 KiB"));
-    }
-    fn depth(v: &Value) -> usize {
-        match v {
-            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-            _ => 0,
-        }
     }
     if depth(value) > MAX_METADATA_DEPTH {
         return Err(Error::invalid(field, "must be at most 8 levels deep"));

@@ -12,6 +12,7 @@ mod keys;
 mod protection;
 mod query;
 mod sessions;
+pub mod supabase;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
@@ -31,7 +32,7 @@ pub use sqlx;
 pub use sqlx::types::Json;
 pub use timestamp::Timestamp;
 pub use transaction::Transaction;
-pub use users::{NewUser, ProfileUpdate, UserRecord};
+pub use users::{ExistingUser, NewUser, ProfileUpdate, UserRecord};
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds: one SQL string,
 /// compiled against both drivers.

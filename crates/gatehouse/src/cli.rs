@@ -5,6 +5,7 @@ mod keys;
 mod migrate;
 mod serve;
 mod user;
+mod user_import;
 
 use clap::{Parser, Subcommand};
 

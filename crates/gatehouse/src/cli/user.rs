@@ -1,5 +1,5 @@
-//! `gatehouse user create|list|set-role|delete`: user management for operators with
-//! direct database access. This is how the first admin is made.
+//! `gatehouse user create|list|set-role|delete|import`: user management for operators
+//! with direct database access. This is how the first admin is made.
 
 use std::io::Read;
 
@@ -51,18 +51,27 @@ pub enum UserCommand {
         #[arg(long)]
         hard: bool,
     },
+    /// Import users from a Supabase project (its database or a JSON export of
+    /// auth.users), keeping their ids and bcrypt passwords. Safe to run again: users
+    /// already imported are skipped.
+    Import(super::user_import::ImportArgs),
 }
 
-fn meta() -> RequestMeta {
+pub(super) fn meta() -> RequestMeta {
     RequestMeta::new(None, Some("gatehouse-cli"))
 }
 
 impl UserCommand {
     pub fn run(self, config: &Config) -> anyhow::Result<()> {
+        // The import reads its source before it opens gatehouse's database.
+        let command = match self {
+            Self::Import(args) => return args.run(config),
+            command => command,
+        };
         crate::telemetry::init(config, crate::telemetry::Output::Stderr);
         super::runtime()?.block_on(async {
             let gatehouse = super::start_gatehouse(config).await?;
-            let result = self.execute(&gatehouse).await;
+            let result = command.execute(&gatehouse).await;
             gatehouse.store().close().await;
             result
         })
@@ -177,6 +186,8 @@ impl UserCommand {
                     target.id
                 );
             }
+            // `run` hands the import to its module before a database is opened.
+            Self::Import(_) => anyhow::bail!("user import reads its source first"),
         }
         Ok(())
     }

@@ -108,6 +108,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A server with default settings over a database that already holds data (one the
+    /// CLI wrote, say), migrating it first if it needs it.
+    pub async fn spawn_over(db: TestDatabase) -> Self {
+        Self::try_spawn_over(db, "127.0.0.1:0", Settings::default(), |_| {})
+            .await
+            .map_err(|(err, _)| err)
+            .unwrap()
+    }
+
     /// Stops this server and starts another over the same database with `settings`, as a
     /// restart with a new configuration does; the error, and the database back, when the
     /// new one refuses to start.

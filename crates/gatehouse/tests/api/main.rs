@@ -12,6 +12,7 @@ mod atomicity;
 mod auth;
 mod errors;
 mod hostile;
+mod import;
 mod limits;
 mod ops;
 mod process;
