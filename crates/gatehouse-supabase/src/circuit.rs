@@ -69,6 +69,40 @@ impl Circuit {
     }
 }
 
+/// A call in flight through the circuit; dropped before it is settled, it counts as a
+/// failure.
+pub(crate) struct Pending<'a> {
+    circuit: &'a Circuit,
+    settled: bool,
+}
+
+impl<'a> Pending<'a> {
+    pub(crate) fn new(circuit: &'a Circuit) -> Self {
+        Self {
+            circuit,
+            settled: false,
+        }
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        self.settled = true;
+        self.circuit.succeeded();
+    }
+
+    pub(crate) fn failed(&mut self) {
+        self.settled = true;
+        self.circuit.failed();
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.circuit.failed();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +133,20 @@ mod tests {
         circuit.admit().unwrap();
         circuit.succeeded();
         circuit.admit().unwrap();
+        circuit.admit().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_trial_does_not_keep_the_circuit_open() {
+        let circuit = Circuit::default();
+        for _ in 0..CIRCUIT_FAILURES {
+            circuit.failed();
+        }
+        tokio::time::advance(CIRCUIT_COOLDOWN + Duration::from_millis(1)).await;
+        circuit.admit().unwrap();
+        drop(Pending::new(&circuit));
+        assert!(circuit.admit().is_err(), "counted as a failure: open again");
+        tokio::time::advance(CIRCUIT_COOLDOWN + Duration::from_millis(1)).await;
         circuit.admit().unwrap();
     }
 }

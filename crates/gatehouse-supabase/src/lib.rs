@@ -176,10 +176,13 @@ impl AuthClient {
     /// `T = ()`, any 2xx).
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, UpstreamError> {
         self.circuit.admit()?;
+        // A call abandoned midway (its caller went away) counts as a failure, so that a
+        // half-open circuit's trial never stays in flight forever.
+        let mut guard = circuit::Pending::new(&self.circuit);
         let outcome = self.exchange(request).await;
         match &outcome {
-            Err(UpstreamError::Unavailable(_)) => self.circuit.failed(),
-            _ => self.circuit.succeeded(),
+            Err(UpstreamError::Unavailable(_)) => guard.failed(),
+            _ => guard.succeeded(),
         }
         outcome
     }
@@ -276,21 +279,33 @@ impl AuthClient {
     }
 
     /// `POST /signup` with the anon key: a public sign-up, subject to the project's
-    /// settings (confirmation, sign-ups disabled). Answers the user, whether or not the
-    /// project also started a session.
+    /// settings (confirmation, sign-ups disabled). Answers the user and, when the project
+    /// also started a session, its access token (to end it, if the caller does not want it).
     pub async fn sign_up(
         &self,
         email: &str,
         password: &SecretString,
         data: &Value,
-    ) -> Result<UpstreamUser, UpstreamError> {
+    ) -> Result<(UpstreamUser, Option<SecretString>), UpstreamError> {
         let request = self
             .request(Method::POST, "signup", &self.anon_key)
             .json(&json!({ "email": email, "password": password.expose_secret(), "data": data }));
         let answer: Value = self.send(request).await?;
-        // A session when the project confirms at once, else the user itself.
-        let user = answer.get("user").cloned().unwrap_or(answer);
-        serde_json::from_value(user).map_err(|_| UpstreamError::Unavailable("unexpected answer"))
+        let unexpected = || UpstreamError::Unavailable("unexpected answer");
+        match answer.get("user") {
+            Some(user) => {
+                let user = serde_json::from_value(user.clone()).map_err(|_| unexpected())?;
+                let access = answer
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .map(|t| SecretString::from(t.to_owned()));
+                Ok((user, access))
+            }
+            None => Ok((
+                serde_json::from_value(answer).map_err(|_| unexpected())?,
+                None,
+            )),
+        }
     }
 
     /// `POST /admin/users` with the service-role key.

@@ -56,6 +56,10 @@ pub struct UpstreamUser {
     pub last_sign_in_at: Option<String>,
     #[serde(default)]
     pub is_anonymous: bool,
+    /// The user's identities. GoTrue answers a sign-up for an address it already has with
+    /// a stand-in user whose list is empty.
+    #[serde(default)]
+    pub identities: Option<Vec<Value>>,
 }
 
 impl UpstreamUser {
