@@ -92,6 +92,7 @@ impl Shared {
         &self,
         input: NewAccount,
         check_policy: bool,
+        by_admin: bool,
     ) -> Result<NewUser, Error> {
         let email = validate::email(&input.email)?;
         let username = input
@@ -145,7 +146,7 @@ impl Shared {
             display_name,
             created_at: now.into(),
         };
-        self.identity.register(planned, &password).await
+        self.identity.register(planned, &password, by_admin).await
     }
 }
 
@@ -171,7 +172,10 @@ impl Accounts {
     /// Creates a user and its profile, audited, in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
         let (tx, user) = self.write_sign_up(input, meta).await?;
-        tx.commit().await?;
+        if let Err(err) = tx.commit().await {
+            self.shared.identity.unregister(user.id).await;
+            return Err(err.into());
+        }
         Ok(user)
     }
 
@@ -207,7 +211,9 @@ impl Accounts {
         shared
             .limit(Bucket::SignupIp, meta.source.as_deref())
             .await?;
-        let new = shared.plan_account(signup_account(input), true).await?;
+        let new = shared
+            .plan_account(signup_account(input), true, false)
+            .await?;
         let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
         let written = async {
             let mut tx = shared.store.begin().await?;
@@ -290,6 +296,14 @@ impl Accounts {
         let mut change = UserChange::default();
         if let Some(email) = &own.email {
             let email = validate::email(email)?;
+            if shared.identity.is_upstream() {
+                // The project confirms a new address before it counts; writing it here
+                // would skip that (and let anyone claim an address they do not own).
+                return Err(Error::Forbidden(
+                    "in Supabase mode an email address is changed through the project, which \
+                     confirms it",
+                ));
+            }
             if user
                 .email
                 .as_deref()

@@ -475,7 +475,10 @@ impl Admin {
                 Some(password)
             }
         };
-        let new = self.shared.plan_account(input, generated.is_none()).await?;
+        let new = self
+            .shared
+            .plan_account(input, generated.is_none(), true)
+            .await?;
         let mut details = json!({ "role": new.role, "via": actor.via(), "generated_password": generated.is_some() });
         if let Some(until) = new.banned_until {
             details["banned_until"] = json!(until.to_string());

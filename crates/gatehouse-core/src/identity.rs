@@ -157,13 +157,23 @@ impl IdentityProvider {
                         upstream: None,
                     });
                 };
-                let mirror = upstream.mirror(&session.user, user.as_ref());
                 let user = match user {
-                    Some(mut local) if local.id == mirror.id => {
+                    Some(local) if local.id != session.user.id => {
+                        // Another account here has this address: never merge the two.
+                        tracing::warn!(local = %local.id, upstream = %session.user.id, "Supabase mode: the project's user and a different local user share an email");
+                        upstream.discard(session).await;
+                        return Err(Error::Conflict {
+                            code: "user_conflict",
+                            message:
+                                "another account here has this email; an admin must resolve it",
+                        });
+                    }
+                    Some(mut local) => {
+                        let mirror = upstream.mirror(&session.user, Some(&local));
                         upstream::apply_mirror(&mut local, &mirror);
                         local
                     }
-                    _ => mirror.record(),
+                    None => upstream.mirror(&session.user, None).record(),
                 };
                 Ok(PasswordCheck {
                     verification: Verification {
@@ -228,17 +238,21 @@ impl IdentityProvider {
     /// Gives a planned account its credentials, before anything is written here: a hash
     /// of its password, or (Supabase mode) the account itself, created upstream. Returns
     /// the row to write, which in Supabase mode may carry the upstream's id.
+    /// `by_admin`: an admin or an operator vouches for the account (in Supabase mode it is
+    /// made through the admin API as asked; a self sign-up goes through the project's
+    /// public sign-up, under its confirmation rules).
     pub(crate) async fn register(
         &self,
         mut user: NewUser,
         password: &SecretString,
+        by_admin: bool,
     ) -> Result<NewUser, Error> {
         match self {
             Self::Local(local) => {
                 user.password_hash = Some(local.hasher.hash(password).await?);
                 Ok(user)
             }
-            Self::Upstream(upstream) => upstream.register(user, password).await,
+            Self::Upstream(upstream) => upstream.register(user, password, by_admin).await,
         }
     }
 
@@ -267,7 +281,10 @@ impl IdentityProvider {
             if change.deleted_at.is_some() {
                 upstream.delete(id, true).await?;
             } else {
-                upstream.apply_change(id, change, password).await?;
+                // The ban to send is the state after the change (deactivated, banned until,
+                // or neither), not the field the change touched.
+                let after = tx.get_user(id).await?.ok_or(Error::NotFound)?;
+                upstream.apply_change(id, change, password, &after).await?;
             }
         }
         Ok(outcome)
@@ -281,7 +298,7 @@ impl IdentityProvider {
                 user_metadata: Some(metadata.clone()),
                 ..UserChange::default()
             };
-            upstream.apply_change(id, &change, None).await?;
+            upstream.apply_metadata(id, &change).await?;
         }
         Ok(())
     }

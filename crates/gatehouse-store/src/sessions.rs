@@ -222,6 +222,25 @@ impl Transaction {
         Ok(())
     }
 
+    /// Records the digest of a refresh token issued elsewhere (Supabase mode) for the
+    /// session it belongs to, so that its reuse can be traced to the session and end it.
+    pub async fn record_refresh_token(
+        &mut self,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        with_tx!(self, conn => {
+            sqlx::query(INSERT_TOKEN)
+                .bind(token.id)
+                .bind(token.session_id)
+                .bind(&token.token_hash[..])
+                .bind(token.parent_id)
+                .bind(token.created_at)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     pub async fn create_session(
         &mut self,
         session: &NewSession,

@@ -462,7 +462,8 @@ impl Transaction {
     /// Writes or refreshes the local mirror of a user whose credentials live upstream
     /// (Supabase mode): the upstream's view of the email, role, metadata, confirmation and
     /// ban. What only gatehouse keeps (activity, the profile, locks, soft deletion) stays.
-    /// Writes nothing when the row already reads like this. Never a password hash.
+    /// Writes nothing when the row already reads like this. Never a password hash: one
+    /// left from standalone days is cleared, so it cannot sign in again after a switch back.
     pub async fn upsert_mirror_user(&mut self, user: &NewUser) -> Result<(), StoreError> {
         const UPSERT_USER: &str = "INSERT INTO users (id, email, role, app_metadata, \
              user_metadata, email_confirmed_at, created_at, updated_at, banned_until) \
@@ -470,8 +471,10 @@ impl Transaction {
              ON CONFLICT (id) DO UPDATE SET email = excluded.email, role = excluded.role, \
              app_metadata = excluded.app_metadata, user_metadata = excluded.user_metadata, \
              email_confirmed_at = excluded.email_confirmed_at, \
-             banned_until = excluded.banned_until, updated_at = excluded.updated_at \
-             WHERE users.email IS DISTINCT FROM excluded.email \
+             banned_until = excluded.banned_until, updated_at = excluded.updated_at, \
+             password_hash = NULL \
+             WHERE users.password_hash IS NOT NULL \
+             OR users.email IS DISTINCT FROM excluded.email \
              OR users.role IS DISTINCT FROM excluded.role \
              OR users.app_metadata IS DISTINCT FROM excluded.app_metadata \
              OR users.user_metadata IS DISTINCT FROM excluded.user_metadata \

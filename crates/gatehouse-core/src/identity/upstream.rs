@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gatehouse_store::{NewSession, NewUser, Store, Transaction, UserChange, UserRecord};
+use gatehouse_store::{
+    NewRefreshToken, NewSession, NewUser, Store, Transaction, UserChange, UserRecord,
+};
 use gatehouse_supabase::{
     AdminUserAttributes, AuthClient, ClientConfig, SignOutScope, UpstreamError, UpstreamSession,
     UpstreamUser,
@@ -27,6 +29,7 @@ use uuid::Uuid;
 use super::{Principal, Refreshed, SessionGrant};
 use crate::audit::RequestMeta;
 use crate::clock::Clock;
+use crate::crypto::sha256;
 use crate::password::Verification;
 use crate::settings::UpstreamSettings;
 use crate::tokens::AccessClaims;
@@ -73,8 +76,9 @@ pub(crate) fn upstream_error(err: UpstreamError) -> Error {
             return Error::UpstreamUnavailable(why);
         }
         UpstreamError::NoServiceKey => {
-            return Error::Config(
-                "this needs SUPABASE_SERVICE_ROLE_KEY, which is not set".to_owned(),
+            return Error::Forbidden(
+                "in Supabase mode this needs the project's service-role key \
+                 (SUPABASE_SERVICE_ROLE_KEY), which is not set",
             );
         }
         UpstreamError::Refused {
@@ -218,7 +222,7 @@ impl Upstream {
     /// Verifies an access token of the project and reads its claims as gatehouse's; a
     /// token verified in the last minute is not verified again until it expires.
     async fn claims(&self, token: &str) -> Result<AccessClaims, Error> {
-        let digest = crate::crypto::sha256(token.as_bytes());
+        let digest = sha256(token.as_bytes());
         let now = self.now().unix_timestamp();
         if let Some((claims, until)) = self.verified().get(&digest) {
             if now < *until {
@@ -317,7 +321,12 @@ impl Upstream {
             app_metadata,
             user_metadata: Value::Object(upstream.user_metadata.clone()),
             email_confirmed_at: parse_time(upstream.email_confirmed_at.as_deref()),
-            banned_until: parse_time(upstream.banned_until.as_deref()),
+            // Bans are set through gatehouse (deactivation is one upstream): a known user
+            // keeps the ban recorded here, a new one comes with the project's.
+            banned_until: match local {
+                Some(local) => local.banned_until,
+                None => parse_time(upstream.banned_until.as_deref()),
+            },
             display_name: local.and_then(|l| l.display_name.clone()),
             created_at: local.map_or_else(
                 || parse_time(upstream.created_at.as_deref()).unwrap_or_else(|| now.into()),
@@ -370,6 +379,18 @@ impl Upstream {
         }
     }
 
+    /// The digest of an upstream refresh token, for tracing its reuse to its session.
+    fn token_row(&self, token: &SecretString, session: Uuid) -> NewRefreshToken {
+        let now = self.now();
+        NewRefreshToken {
+            id: crate::new_id(now),
+            session_id: session,
+            token_hash: sha256(token.expose_secret().as_bytes()),
+            parent_id: None,
+            created_at: now.into(),
+        }
+    }
+
     fn grant(
         &self,
         session: UpstreamSession,
@@ -409,6 +430,8 @@ impl Upstream {
         // The mirror was written when the sign-in was admitted.
         tx.record_session(&self.session_row(&claims, method, meta))
             .await?;
+        tx.record_refresh_token(&self.token_row(&session.refresh_token, claims.session_id))
+            .await?;
         Ok(self.grant(session, &claims, user))
     }
 
@@ -418,16 +441,35 @@ impl Upstream {
         if presented.expose_secret().len() > 4096 {
             return Err(Error::RefreshTokenInvalid);
         }
-        let session =
-            self.client
-                .refresh(presented)
-                .await
-                .map_err(|err| match upstream_error(err) {
-                    Error::InvalidCredentials | Error::NotFound | Error::Unauthorized(_) => {
-                        Error::RefreshTokenInvalid
+        let session = match self.client.refresh(presented).await {
+            Ok(session) => session,
+            Err(err) => {
+                return match upstream_error(err) {
+                    // The project saw it rotated already and revoked the session: end it
+                    // here too, if it is one gatehouse handed out.
+                    Error::RefreshTokenReused => {
+                        let digest = sha256(presented.expose_secret().as_bytes());
+                        match self.store.find_refresh_token(&digest).await? {
+                            Some(token) => {
+                                let user = self
+                                    .store
+                                    .get_session(token.session_id)
+                                    .await?
+                                    .map(|s| s.user_id)
+                                    .ok_or(Error::RefreshTokenInvalid)?;
+                                Ok(Refreshed::Reused {
+                                    session: token.session_id,
+                                    user,
+                                })
+                            }
+                            None => Err(Error::RefreshTokenReused),
+                        }
                     }
-                    other => other,
-                })?;
+                    Error::InvalidCredentials | Error::NotFound => Err(Error::RefreshTokenInvalid),
+                    other => Err(other),
+                };
+            }
+        };
         let claims = self.claims(session.access_token.expose_secret()).await?;
         let now = self.now();
         let found = self
@@ -435,7 +477,9 @@ impl Upstream {
             .get_user_and_session(claims.sub, claims.session_id)
             .await?;
         let refusal = match &found {
-            Some((_, Some(s))) if s.revoked_at.is_some() => Some(Error::RefreshTokenInvalid),
+            Some((_, Some(s))) if s.revoked_at.is_some() || now >= s.not_after.get() => {
+                Some(Error::RefreshTokenInvalid)
+            }
             Some((user, _)) => super::check_usable(user, now).err(),
             None => None,
         };
@@ -453,6 +497,8 @@ impl Upstream {
             tx.record_session(&self.session_row(&claims, "password", &meta))
                 .await?;
         }
+        tx.record_refresh_token(&self.token_row(&session.refresh_token, claims.session_id))
+            .await?;
         tx.commit().await?;
         let user = match found {
             Some((mut user, _)) => {
@@ -523,7 +569,10 @@ impl Upstream {
             }
         };
         super::check_usable(&user, now)?;
-        if session.revoked_at.is_some() || session.user_id != user.id {
+        if session.revoked_at.is_some()
+            || session.user_id != user.id
+            || now >= session.not_after.get()
+        {
             return Err(Error::SessionEnded);
         }
         Ok(Principal {
@@ -533,18 +582,21 @@ impl Upstream {
         })
     }
 
-    /// Creates the account upstream before anything is written here: with the service-role
-    /// key through the admin API (keeping gatehouse's id and confirming as asked), else as
-    /// a public sign-up (the project's id and confirmation rules). Returns the mirror row
-    /// to write.
+    /// Creates the account upstream before anything is written here. One an admin or an
+    /// operator vouches for goes through the admin API (confirmed as asked, with its role);
+    /// a self sign-up through the project's public sign-up, so that the project's
+    /// confirmation rules and mailer apply: confirming an address nobody proved to own
+    /// would let its real owner's later OAuth sign-in land in someone else's account.
+    /// Returns the mirror row to write, with the project's id.
     pub(super) async fn register(
         &self,
         new: NewUser,
         password: &SecretString,
+        by_admin: bool,
     ) -> Result<NewUser, Error> {
-        let mut app_metadata = new.app_metadata.clone();
-        app_metadata["role"] = json!(new.role);
-        let user = if self.client.has_service_key() {
+        let user = if by_admin {
+            let mut app_metadata = new.app_metadata.clone();
+            app_metadata["role"] = json!(new.role);
             let attributes = AdminUserAttributes {
                 id: Some(new.id),
                 email: Some(new.email.clone()),
@@ -552,28 +604,42 @@ impl Upstream {
                 email_confirm: Some(new.email_confirmed_at.is_some()),
                 user_metadata: Some(new.user_metadata.clone()),
                 app_metadata: Some(app_metadata),
-                ban_duration: new.banned_until.map(|until| {
-                    let hours = (until.get() - self.now()).whole_hours().max(1);
-                    format!("{hours}h")
-                }),
+                ban_duration: new.banned_until.map(|until| self.ban_for(until.get())),
             };
             self.client
                 .admin_create_user(&attributes)
                 .await
                 .map_err(upstream_error)?
         } else {
-            self.client
+            let (user, session) = self
+                .client
                 .sign_up(&new.email, password, &new.user_metadata)
                 .await
-                .map_err(upstream_error)?
+                .map_err(upstream_error)?;
+            if let Some(access_token) = session {
+                // A project that confirms at once starts a session; the app API's sign-up
+                // does not sign in.
+                self.sign_out_quietly(&access_token).await;
+            }
+            if user.identities.as_ref().is_some_and(Vec::is_empty) {
+                // GoTrue's answer for an address it already has (a stand-in user).
+                return Err(Error::UserAlreadyExists { field: "email" });
+            }
+            user
         };
         let mut mirror = self.mirror(&user, None);
         mirror.username = new.username;
         mirror.display_name = new.display_name;
-        if self.client.has_service_key() {
+        if by_admin {
             mirror.role = new.role;
         }
         Ok(mirror)
+    }
+
+    /// A Go duration for a ban until `until`, rounded up to the second.
+    fn ban_for(&self, until: OffsetDateTime) -> String {
+        let seconds = (until - self.now()).as_seconds_f64().ceil().max(1.0);
+        format!("{seconds:.0}s")
     }
 
     /// Undoes [`register`](Self::register) when the local write failed, best effort.
@@ -588,38 +654,56 @@ impl Upstream {
     }
 
     /// Sends what of a change the upstream holds (email, password, metadata, the role in
-    /// `app_metadata.role`, bans and deactivation as a ban) through the admin API.
+    /// `app_metadata.role`, confirmation, and the ban) through the admin API. `after` is
+    /// the user as the change leaves it here: the ban sent is its state (deactivated means
+    /// banned upstream), whichever field the change touched.
     pub(super) async fn apply_change(
         &self,
         id: Uuid,
         change: &UserChange,
         password: Option<&SecretString>,
+        after: &UserRecord,
     ) -> Result<(), Error> {
         let mut app_metadata = change.app_metadata.clone();
         if let Some(role) = &change.role {
             let metadata = app_metadata.get_or_insert_with(|| json!({}));
             metadata["role"] = json!(role);
         }
-        let ban_duration = match (change.is_active, change.banned_until) {
-            (Some(false), _) => Some(DEACTIVATED_BAN.to_owned()),
-            (_, Some(Some(until))) => {
-                let hours = (until.get() - self.now()).whole_hours().max(1);
-                Some(format!("{hours}h"))
-            }
-            (Some(true), _) | (_, Some(None)) => Some("none".to_owned()),
-            (None, None) => None,
-        };
+        let now = self.now();
+        let ban_duration =
+            (change.is_active.is_some() || change.banned_until.is_some()).then(|| {
+                let banned = after.banned_until.map(|b| b.get()).filter(|b| *b > now);
+                match banned {
+                    _ if !after.is_active => DEACTIVATED_BAN.to_owned(),
+                    Some(until) => self.ban_for(until),
+                    None => "none".to_owned(),
+                }
+            });
         let attributes = AdminUserAttributes {
             id: None,
             email: change.email.clone(),
             password: password.cloned(),
-            email_confirm: change.email.as_ref().map(|_| true),
+            email_confirm: change.email_confirmed_at.map(|at| at.is_some()),
             user_metadata: change.user_metadata.clone(),
             app_metadata,
             ban_duration,
         };
+        self.admin_update(id, attributes).await
+    }
+
+    /// Sends new user metadata.
+    pub(super) async fn apply_metadata(&self, id: Uuid, change: &UserChange) -> Result<(), Error> {
+        let attributes = AdminUserAttributes {
+            user_metadata: change.user_metadata.clone(),
+            ..AdminUserAttributes::default()
+        };
+        self.admin_update(id, attributes).await
+    }
+
+    async fn admin_update(&self, id: Uuid, attributes: AdminUserAttributes) -> Result<(), Error> {
         if attributes.email.is_none()
             && attributes.password.is_none()
+            && attributes.email_confirm.is_none()
             && attributes.user_metadata.is_none()
             && attributes.app_metadata.is_none()
             && attributes.ban_duration.is_none()

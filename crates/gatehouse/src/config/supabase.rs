@@ -147,9 +147,9 @@ impl SupabaseSettings {
         )];
         if self.service_role_key.is_none() {
             notices.push(
-                "SUPABASE_SERVICE_ROLE_KEY is not set: sign-up goes through the project's \
-                 public sign-up (its confirmation rules apply), and admin changes and \
-                 password changes are refused"
+                "SUPABASE_SERVICE_ROLE_KEY is not set: admin changes, accounts created by \
+                 admins and password changes are refused (self sign-up goes through the \
+                 project's public sign-up either way)"
                     .to_owned(),
             );
         }

@@ -157,6 +157,7 @@ on_both_backends_with_a_project! {
         pair.upstream.clock.advance(Duration::from_secs(11));
         app.clock.advance(Duration::from_secs(11));
         assert_error(app.refresh(&signed.refresh).await, 401, "refresh_token_reused").await;
+        assert_eq!(app.me(&refreshed.access).await.status(), 401, "the reused session ended here too");
 
         let fresh = app.signin(email, PASSWORD).await;
         assert_eq!(fresh.status(), 200, "{}", fresh.text().await.unwrap());
@@ -226,7 +227,12 @@ on_both_backends_with_a_project! {
         assert_eq!(off.status(), 200, "{}", off.text().await.unwrap());
         assert_eq!(app.me(&bea.access).await.status(), 401, "refused here at once");
         let direct = pair.upstream_sign_in("bea@example.com", PASSWORD).await;
-        assert_eq!(direct.status(), 400, "and banned in the project");
+        let refusal: Value = direct.json().await.unwrap();
+        assert_eq!(refusal["error_code"], "user_banned", "and banned in the project: {refusal}");
+        let back = app.authed(reqwest::Method::PATCH, &format!("/users/{id}"), &admin.access)
+            .json(&json!({"isActive": true})).send().await.unwrap();
+        assert_eq!(back.status(), 200);
+        assert_eq!(pair.upstream_sign_in("bea@example.com", PASSWORD).await.status(), 200, "reactivated: the ban lifted");
 
         let deleted = app.authed(reqwest::Method::DELETE, &format!("/users/{id}"), &admin.access).send().await.unwrap();
         assert_eq!(deleted.status(), 204, "{}", deleted.text().await.unwrap());
@@ -437,6 +443,27 @@ on_both_backends_with_a_project! {
         assert_eq!(app.me(&zoe.access).await.status(), 401, "ended here at once");
         assert_eq!(app.refresh(&again.refresh).await.status(), 401, "and no refresh brings it back");
         assert_eq!(hashes_downstream(app).await, 0);
+    }
+
+    async fn a_local_account_with_the_same_email_is_never_merged_with_the_projects(pair: Pair) {
+        pair.upstream.create_account("dup@example.com", "user").await;
+        let stranger = gatehouse_core::store::NewUser {
+            id: uuid::Uuid::new_v4(),
+            email: "dup@example.com".to_owned(),
+            username: None,
+            password_hash: None,
+            role: "admin".to_owned(),
+            app_metadata: json!({}),
+            user_metadata: json!({}),
+            email_confirmed_at: None,
+            banned_until: None,
+            display_name: None,
+            created_at: pair.app.gatehouse.now().into(),
+        };
+        pair.app.gatehouse.store().import_users(std::slice::from_ref(&stranger)).await.unwrap();
+        assert_error(pair.app.signin("dup@example.com", PASSWORD).await, 409, "user_conflict").await;
+        let still = pair.app.gatehouse.admin.get_user(stranger.id).await.unwrap();
+        assert_eq!(still.role, "admin", "the local account is untouched");
     }
 
     async fn the_projects_refusals_map_to_the_app_apis_codes(pair: Pair) {
