@@ -196,18 +196,22 @@ impl Store {
     }
 }
 
-impl Transaction {
-    /// Writes a session and its first refresh token, and returns the session as written.
-    /// Records a session whose refresh tokens live elsewhere (Supabase mode: the upstream's
-    /// session, by its id), so that ending it here is seen by every request. Nothing
-    /// happens if it is recorded already.
-    pub async fn record_session(&mut self, session: &NewSession) -> Result<(), StoreError> {
-        const INSERT_SESSION: &str =
+/// A new session row; the refresh tokens are written apart.
+macro_rules! insert_session_sql {
+    ($tail:literal) => {
+        concat!(
             "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
              refreshed_at, not_after, authenticated_at, authentication_method) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8) ON CONFLICT (id) DO NOTHING";
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8)",
+            $tail
+        )
+    };
+}
+
+impl Transaction {
+    async fn insert_session(&mut self, sql: &str, session: &NewSession) -> Result<(), StoreError> {
         with_tx!(self, conn => {
-            sqlx::query(INSERT_SESSION)
+            sqlx::query(sql)
                 .bind(session.id)
                 .bind(session.user_id)
                 .bind(Json(&session.amr))
@@ -222,8 +226,16 @@ impl Transaction {
         Ok(())
     }
 
-    /// Records the digest of a refresh token issued elsewhere (Supabase mode) for the
-    /// session it belongs to, so that its reuse can be traced to the session and end it.
+    /// Records a session whose refresh tokens live elsewhere (Supabase mode: the upstream's
+    /// session, by its id), so that ending it here is seen by every request. Nothing
+    /// happens if it is recorded already.
+    pub async fn record_session(&mut self, session: &NewSession) -> Result<(), StoreError> {
+        const SQL: &str = insert_session_sql!(" ON CONFLICT (id) DO NOTHING");
+        self.insert_session(SQL, session).await
+    }
+
+    /// Records a refresh token: the first of a session, or (Supabase mode) the digest of
+    /// one issued elsewhere, so that its reuse can be traced to its session and end it.
     pub async fn record_refresh_token(
         &mut self,
         token: &NewRefreshToken,
@@ -241,36 +253,15 @@ impl Transaction {
         Ok(())
     }
 
+    /// Writes a session and its first refresh token, and returns the session as written.
     pub async fn create_session(
         &mut self,
         session: &NewSession,
         token: &NewRefreshToken,
     ) -> Result<SessionRecord, StoreError> {
-        const INSERT_SESSION: &str =
-            "INSERT INTO sessions (id, user_id, amr, user_agent, ip, created_at, \
-             refreshed_at, not_after, authenticated_at, authentication_method) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6, $8)";
-        with_tx!(self, conn => {
-            sqlx::query(INSERT_SESSION)
-                .bind(session.id)
-                .bind(session.user_id)
-                .bind(Json(&session.amr))
-                .bind(&session.user_agent)
-                .bind(&session.ip)
-                .bind(session.created_at)
-                .bind(session.not_after)
-                .bind(&session.authentication_method)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(INSERT_TOKEN)
-                .bind(token.id)
-                .bind(token.session_id)
-                .bind(&token.token_hash[..])
-                .bind(token.parent_id)
-                .bind(token.created_at)
-                .execute(&mut *conn)
-                .await?;
-        });
+        const SQL: &str = insert_session_sql!("");
+        self.insert_session(SQL, session).await?;
+        self.record_refresh_token(token).await?;
         Ok(SessionRecord {
             id: session.id,
             user_id: session.user_id,
