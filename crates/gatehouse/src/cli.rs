@@ -67,6 +67,11 @@ async fn open_store(config: &Config) -> anyhow::Result<gatehouse_core::store::St
     .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))
 }
 
+/// What the audit trail records of an operator's command: no address, the CLI as agent.
+fn operator_meta() -> gatehouse_core::RequestMeta {
+    gatehouse_core::RequestMeta::new(None, Some("gatehouse-cli"))
+}
+
 /// Opens and migrates the database, then starts the auth service over it (loading, or on
 /// first start generating, the signing keys).
 async fn start_gatehouse(config: &Config) -> anyhow::Result<gatehouse_core::Gatehouse> {

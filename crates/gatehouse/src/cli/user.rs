@@ -6,7 +6,7 @@ use std::io::Read;
 use clap::Subcommand;
 use gatehouse_core::admin::{Actor, NewAccount, UserListQuery};
 use gatehouse_core::store::UserFilter;
-use gatehouse_core::{Gatehouse, RequestMeta};
+use gatehouse_core::Gatehouse;
 
 use crate::config::Config;
 
@@ -57,10 +57,6 @@ pub enum UserCommand {
     Import(super::user_import::ImportArgs),
 }
 
-pub(super) fn meta() -> RequestMeta {
-    RequestMeta::new(None, Some("gatehouse-cli"))
-}
-
 impl UserCommand {
     pub fn run(self, config: &Config) -> anyhow::Result<()> {
         // The import reads its source before it opens gatehouse's database.
@@ -106,7 +102,7 @@ impl UserCommand {
                 };
                 let (user, generated) = gatehouse
                     .admin
-                    .create_account(Actor::Operator, input, &meta())
+                    .create_account(Actor::Operator, input, &super::operator_meta())
                     .await?;
                 println!(
                     "created user {} <{}> with role {}",
@@ -165,7 +161,7 @@ impl UserCommand {
                 let target = gatehouse.admin.find_user(&user).await?;
                 let user = gatehouse
                     .admin
-                    .set_role(Actor::Operator, target.id, &role, &meta())
+                    .set_role(Actor::Operator, target.id, &role, &super::operator_meta())
                     .await?;
                 println!(
                     "{} <{}> now has role {}",
@@ -178,7 +174,7 @@ impl UserCommand {
                 let target = gatehouse.admin.find_user(&user).await?;
                 gatehouse
                     .admin
-                    .delete_user(Actor::Operator, target.id, hard, &meta())
+                    .delete_user(Actor::Operator, target.id, hard, &super::operator_meta())
                     .await?;
                 println!(
                     "{} user {}",

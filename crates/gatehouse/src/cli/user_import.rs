@@ -82,7 +82,7 @@ impl ImportArgs {
         };
         let result = gatehouse
             .admin
-            .import_supabase_users(Actor::Operator, rows, &options, &super::user::meta())
+            .import_supabase_users(Actor::Operator, rows, &options, &super::operator_meta())
             .await;
         gatehouse.store().close().await;
         match result {
