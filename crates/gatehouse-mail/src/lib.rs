@@ -15,6 +15,11 @@
 
 mod templates;
 
+#[cfg(feature = "testing")]
+mod sink;
+
+#[cfg(feature = "testing")]
+pub use sink::{Received, SmtpSink};
 pub use templates::{Rendered, Templates};
 
 use serde::{Deserialize, Serialize};
