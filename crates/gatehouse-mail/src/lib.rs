@@ -14,6 +14,7 @@
 //! for integration tests.
 
 mod templates;
+mod transport;
 
 #[cfg(feature = "testing")]
 mod sink;
@@ -21,6 +22,7 @@ mod sink;
 #[cfg(feature = "testing")]
 pub use sink::{Received, SmtpSink};
 pub use templates::{Rendered, Templates};
+pub use transport::{mask_smtp_url, SmtpTransport, Transport};
 
 use serde::{Deserialize, Serialize};
 
