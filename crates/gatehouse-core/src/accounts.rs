@@ -49,6 +49,8 @@ pub struct OwnChange {
     pub current_password: Option<SecretString>,
     /// The new user metadata, whole.
     pub user_metadata: Option<Value>,
+    /// A reauthentication code (`GET /reauthenticate`): the third proof.
+    pub nonce: Option<SecretString>,
 }
 
 /// What came of an [`OwnChange`].
@@ -57,6 +59,9 @@ pub struct OwnChanged {
     pub user: UserRecord,
     /// How many other sessions a new password ended.
     pub sessions_ended: u64,
+    /// A new address waiting for its confirmations (a mailer is configured): the email
+    /// has not changed yet.
+    pub email_change_pending: Option<String>,
 }
 
 /// The accounts service.
@@ -150,7 +155,7 @@ impl Shared {
     }
 }
 
-fn signup_account(input: SignUp) -> NewAccount {
+fn signup_account(input: SignUp, confirmed: bool) -> NewAccount {
     NewAccount {
         email: input.email,
         username: input.username,
@@ -159,7 +164,7 @@ fn signup_account(input: SignUp) -> NewAccount {
         display_name: input.display_name,
         user_metadata: input.user_metadata,
         app_metadata: None,
-        email_confirmed: true,
+        email_confirmed: confirmed,
         banned_until: None,
     }
 }
@@ -171,7 +176,7 @@ impl Accounts {
 
     /// Creates a user and its profile, audited, in one transaction.
     pub async fn sign_up(&self, input: SignUp, meta: &RequestMeta) -> Result<UserRecord, Error> {
-        let (tx, user) = self.write_sign_up(input, meta).await?;
+        let (tx, user) = self.write_sign_up(input, true, meta).await?;
         if let Err(err) = tx.commit().await {
             self.shared.identity.unregister(user.id).await;
             return Err(err.into());
@@ -187,7 +192,7 @@ impl Accounts {
         input: SignUp,
         meta: &RequestMeta,
     ) -> Result<SessionGrant, Error> {
-        let (mut tx, mut user) = self.write_sign_up(input, meta).await?;
+        let (mut tx, mut user) = self.write_sign_up(input, true, meta).await?;
         let now: Timestamp = self.shared.now().into();
         tx.record_sign_in(user.id, now).await?;
         user.last_sign_in_at = Some(now);
@@ -200,11 +205,51 @@ impl Accounts {
         Ok(grant)
     }
 
+    /// Whether sign-ups wait for a confirmation mail (a mailer, without autoconfirm).
+    pub fn confirms_sign_ups(&self) -> bool {
+        !crate::mail::Mail::new(self.shared.clone()).autoconfirm()
+    }
+
+    /// A sign-up when addresses are confirmed ([`confirms_sign_ups`](Self::confirms_sign_ups)):
+    /// a new account is made unconfirmed and mailed a confirmation; a taken address
+    /// answers the same, and its owner is mailed instead (see
+    /// [`SignedUp`](crate::mail::SignedUp)). Without confirmation, it signs in at once.
+    pub async fn sign_up_confirming(
+        &self,
+        input: SignUp,
+        redirect_to: Option<&str>,
+        pkce: Option<crate::mail::pkce::Pkce>,
+        meta: &RequestMeta,
+    ) -> Result<crate::mail::SignedUp, Error> {
+        if !self.confirms_sign_ups() {
+            let grant = self.sign_up_and_sign_in(input, meta).await?;
+            return Ok(crate::mail::SignedUp::Session(Box::new(grant)));
+        }
+        crate::mail::Mail::new(self.shared.clone())
+            .sign_up_confirming(self, input, redirect_to, pkce, meta)
+            .await
+    }
+
+    /// A new account whose address is not confirmed yet.
+    pub(crate) async fn sign_up_unconfirmed(
+        &self,
+        input: SignUp,
+        meta: &RequestMeta,
+    ) -> Result<UserRecord, Error> {
+        let (tx, user) = self.write_sign_up(input, false, meta).await?;
+        if let Err(err) = tx.commit().await {
+            self.shared.identity.unregister(user.id).await;
+            return Err(err.into());
+        }
+        Ok(user)
+    }
+
     /// What every sign-up does: the limit, the checks and the hash, then, in a transaction
     /// the caller commits, the user, its profile and the audit row.
     async fn write_sign_up(
         &self,
         input: SignUp,
+        confirmed: bool,
         meta: &RequestMeta,
     ) -> Result<(gatehouse_store::Transaction, UserRecord), Error> {
         let shared = &self.shared;
@@ -212,7 +257,7 @@ impl Accounts {
             .limit(Bucket::SignupIp, meta.source.as_deref())
             .await?;
         let new = shared
-            .plan_account(signup_account(input), true, false)
+            .plan_account(signup_account(input, confirmed), true, false)
             .await?;
         let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
         let written = async {
@@ -320,7 +365,17 @@ impl Accounts {
             let email = change.email.as_deref().or(user.email.as_deref());
             shared.check_password(password, email, user.username.as_deref())?;
         }
-        if own.password.is_some() || change.email.is_some() {
+        let mail = crate::mail::Mail::new(shared.clone());
+        let mut email_change_pending = None;
+        if let (Some(new_email), true) = (&change.email, mail.enabled()) {
+            // With a mailer, a new address counts once both addresses confirm it.
+            if shared.store.find_user_by_email(new_email).await?.is_some() {
+                return Err(Error::EmailExists);
+            }
+            email_change_pending = change.email.take();
+        }
+        let mut nonce_token = None;
+        if own.password.is_some() || change.email.is_some() || email_change_pending.is_some() {
             // The limit first, so that current passwords cannot be guessed here faster
             // than anywhere else.
             shared
@@ -331,14 +386,43 @@ impl Accounts {
             } else {
                 "email"
             };
-            self.require_proof(principal, own.current_password.as_ref(), what, meta)
-                .await?;
+            nonce_token = match &own.nonce {
+                Some(nonce) => match mail.check_nonce(user, nonce.expose_secret()).await {
+                    Ok(token) => Some(token),
+                    Err(err) => {
+                        let details = json!({ "reason": "reauthentication code wrong" });
+                        let action = format!("user.{what}_change_failed");
+                        shared
+                            .audit(&action, Some(user.id), Some(user.id), meta, details)
+                            .await?;
+                        return Err(err);
+                    }
+                },
+                None => {
+                    self.require_proof(principal, own.current_password.as_ref(), what, meta)
+                        .await?;
+                    None
+                }
+            };
+        }
+        if let Some(new_email) = &email_change_pending {
+            mail.start_email_change(user, new_email, meta).await?;
         }
         if let Some(password) = &own.password {
             change.password_hash = shared.identity.new_password(password).await?;
         }
-        self.write_own_change(principal, &change, own.password.as_ref(), via, meta)
-            .await
+        let mut changed = self
+            .write_own_change(
+                principal,
+                &change,
+                own.password.as_ref(),
+                nonce_token,
+                via,
+                meta,
+            )
+            .await?;
+        changed.email_change_pending = email_change_pending;
+        Ok(changed)
     }
 
     /// That the caller of a password or email change is the owner: `current` is their
@@ -387,6 +471,7 @@ impl Accounts {
         principal: &Principal,
         change: &UserChange,
         password: Option<&SecretString>,
+        nonce_token: Option<uuid::Uuid>,
         via: &str,
         meta: &RequestMeta,
     ) -> Result<OwnChanged, Error> {
@@ -394,6 +479,12 @@ impl Accounts {
         let user = principal.user.id;
         let at: Timestamp = shared.now().into();
         let mut tx = shared.store.begin().await?;
+        if let Some(token) = nonce_token {
+            // The code proves the change once: redeemed with it, or not at all.
+            if !tx.consume_one_time_token(token, at).await? {
+                return Err(Error::ReauthenticationInvalid);
+            }
+        }
         if shared
             .identity
             .change_user(&mut tx, user, change, password, false, at)
@@ -439,6 +530,7 @@ impl Accounts {
         Ok(OwnChanged {
             user: change.applied_to(&principal.user, at),
             sessions_ended,
+            email_change_pending: None,
         })
     }
 }

@@ -89,6 +89,32 @@ pub enum Error {
     /// answering nonsense, or its circuit is open; the reason is for the log only.
     #[error("the identity provider is unavailable: {0}")]
     UpstreamUnavailable(&'static str),
+    /// A one-time code or link is unknown, used, voided or expired (all alike: GoTrue's
+    /// 403 `otp_expired`).
+    #[error("the code or link is invalid or has expired")]
+    OtpInvalid,
+    /// Too many messages to one address; retry after this many seconds (GoTrue's
+    /// `over_email_send_rate_limit`).
+    #[error("too many emails to this address; retry after {retry_after} s")]
+    EmailRateLimited { retry_after: u64 },
+    /// The flow needs mail and this server sends none (`GATEHOUSE_SMTP_URL` unset).
+    #[error("this server sends no mail")]
+    MailNotConfigured,
+    /// The address belongs to a confirmed account (invitations, links, email changes).
+    #[error("an account with this email address exists")]
+    EmailExists,
+    /// The reauthentication nonce is wrong, used or expired.
+    #[error("the reauthentication code is invalid or has expired")]
+    ReauthenticationInvalid,
+    /// No PKCE flow has this auth code (or it was used).
+    #[error("no flow state for this auth code")]
+    FlowStateNotFound,
+    /// The PKCE auth code is older than five minutes.
+    #[error("the flow state has expired")]
+    FlowStateExpired,
+    /// The PKCE verifier does not answer the challenge.
+    #[error("the code verifier does not match the challenge")]
+    BadCodeVerifier,
     /// A bug or an unexpected failure; logged, answered opaquely.
     #[error("internal error: {0}")]
     Internal(#[source] Cause),

@@ -7,7 +7,10 @@
 //! - [`Sessions`](sessions::Sessions): refresh, sign-out, authenticating an access token;
 //! - [`Admin`](admin::Admin): user management, roles, locks and the audit trail;
 //!   [`import`] moves users out of a Supabase project (`gatehouse user import`);
-//! - [`Keys`](keys::Keys): signing keys, the JWKS and the API keys.
+//! - [`Keys`](keys::Keys): signing keys, the JWKS and the API keys;
+//! - [`Mail`](mail::Mail): the flows that mail a code and a link (confirmation, reset,
+//!   magic link, email change, reauthentication, invitations, unlock) and redeeming them;
+//!   its [`Courier`](mail::Courier) delivers the outbox.
 //!
 //! Where credentials live (the password hashes, the sessions and refresh tokens) is behind
 //! one boundary, [`identity::IdentityProvider`]; the services reach them only through it.
@@ -27,6 +30,7 @@ mod error;
 pub mod fuzzing;
 pub mod identity;
 pub mod keys;
+pub mod mail;
 pub mod password;
 mod protection;
 pub mod ratelimit;
@@ -70,6 +74,8 @@ pub struct Gatehouse {
     pub admin: Admin,
     /// Signing keys, the JWKS and the API keys.
     pub keys: Keys,
+    /// The mail flows.
+    pub mail: mail::Mail,
     shared: Arc<Shared>,
 }
 
@@ -110,6 +116,7 @@ impl Gatehouse {
             sessions: Sessions::new(shared.clone()),
             admin: Admin::new(shared.clone()),
             keys: Keys::new(shared.clone()),
+            mail: mail::Mail::new(shared.clone()),
             shared,
         })
     }
@@ -130,6 +137,18 @@ impl Gatehouse {
             identity::IdentityProvider::Upstream(upstream) => upstream.jwks_fetches(),
             identity::IdentityProvider::Local(_) => 0,
         }
+    }
+
+    /// The sender of the outbox over `transport`, or `None` when no mailer is configured.
+    /// Run it ([`Courier::run`](mail::Courier::run)) beside the server.
+    pub fn courier(&self, transport: gatehouse_mail::Transport) -> Option<mail::Courier> {
+        let postbox = self.shared.postbox.clone()?;
+        Some(mail::Courier::new(
+            self.shared.store.clone(),
+            self.shared.clock.clone(),
+            postbox,
+            transport,
+        ))
     }
 
     /// The settings this service runs with.

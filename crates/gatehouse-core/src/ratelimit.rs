@@ -114,6 +114,12 @@ pub enum Bucket {
     PasswordAccount,
     /// Admin writes by one admin (or the service-role key).
     AdminWrite,
+    /// Requests that send mail (a code or a link) from one IP.
+    MailIp,
+    /// Mail sent to one address, whoever asked.
+    MailAddress,
+    /// Attempts to redeem a one-time code or link from one IP.
+    VerifyIp,
     /// Audit rows for refused admin requests from one source: every refusal is answered,
     /// but past this rate it is logged instead of written, so that refusals cannot flood
     /// the audit trail.
@@ -129,6 +135,9 @@ impl Bucket {
             Self::RefreshIp => "refresh_ip",
             Self::PasswordAccount => "password_account",
             Self::AdminWrite => "admin_write",
+            Self::MailIp => "mail_ip",
+            Self::MailAddress => "mail_address",
+            Self::VerifyIp => "verify_ip",
             Self::DeniedAudit => "denied_audit",
         }
     }
@@ -144,6 +153,12 @@ pub struct RateLimits {
     pub refresh_ip: Rate,
     pub password_account: Rate,
     pub admin_write: Rate,
+    /// Requests that mail a code or a link, per IP (GoTrue's `RATE_LIMIT_OTP`: 30 per 5 min).
+    pub mail_ip: Rate,
+    /// Messages to one address.
+    pub mail_address: Rate,
+    /// Code and link redemptions per IP (GoTrue's `RATE_LIMIT_VERIFY`: 30 per 5 min).
+    pub verify_ip: Rate,
     /// Shared counters; `None` keeps them in this process. A secret: the URL can carry
     /// Redis's password, so it is exposed only where the client is built.
     pub redis_url: Option<SecretString>,
@@ -165,6 +180,9 @@ impl Default for RateLimits {
             refresh_ip: Rate::per(150, 5 * minute),
             password_account: Rate::per(5, 15 * minute),
             admin_write: Rate::per(120, minute),
+            mail_ip: Rate::per(30, 5 * minute),
+            mail_address: Rate::per(10, 60 * minute),
+            verify_ip: Rate::per(30, 5 * minute),
             redis_url: None,
             redis_prefix: "gatehouse".to_owned(),
             ipv6_prefix: 64,
@@ -200,6 +218,9 @@ impl RateLimits {
             Bucket::RefreshIp => self.refresh_ip,
             Bucket::PasswordAccount => self.password_account,
             Bucket::AdminWrite => self.admin_write,
+            Bucket::MailIp => self.mail_ip,
+            Bucket::MailAddress => self.mail_address,
+            Bucket::VerifyIp => self.verify_ip,
             Bucket::DeniedAudit => Rate::per(60, Duration::from_secs(60)),
         }
     }

@@ -35,6 +35,9 @@ pub struct Settings {
     /// Supabase mode: the project whose Auth API holds the credentials and sessions.
     /// `None` is standalone mode.
     pub upstream: Option<UpstreamSettings>,
+    /// The mailer's settings: `None` sends no mail (sign-ups confirm at once and the mail
+    /// flows are off).
+    pub mail: Option<crate::mail::MailSettings>,
 }
 
 /// The Supabase project gatehouse fronts in Supabase mode.
@@ -99,6 +102,7 @@ impl Default for Settings {
             rate_limits: ratelimit::RateLimits::default(),
             protection: protection::Protection::default(),
             upstream: None,
+            mail: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::csrf::Csrf;
 use crate::identity::{IdentityProvider, Local, Upstream};
+use crate::mail::Postbox;
 use crate::password::Hasher;
 use crate::protection::AccountGuard;
 use crate::ratelimit::{Bucket, Limiter};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub guard: AccountGuard,
     pub api_keys: ApiKeys,
     pub limiter: Limiter,
+    /// The mail flows' keys and settings, when a mailer is configured.
+    pub postbox: Option<Arc<Postbox>>,
 }
 
 impl Shared {
@@ -61,6 +64,17 @@ impl Shared {
             settings.key_encryption_key.as_ref(),
         )?);
         let csrf_key = secrets.get("csrf", now).await?;
+        let postbox = match &settings.mail {
+            Some(mail) => {
+                let secret = secrets.get("mail", now).await?;
+                Some(Arc::new(Postbox::new(
+                    mail.clone(),
+                    &secret,
+                    &settings.public_url,
+                )?))
+            }
+            None => None,
+        };
         let identity = match &settings.upstream {
             Some(upstream) => IdentityProvider::Upstream(Upstream::new(
                 store.clone(),
@@ -94,6 +108,7 @@ impl Shared {
             csrf: Csrf::new(csrf_key),
             api_keys,
             limiter,
+            postbox,
             settings,
         })
     }

@@ -5,6 +5,7 @@ mod account;
 mod aliases;
 pub(crate) mod cookies;
 pub(crate) mod dto;
+mod mail;
 mod session;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +22,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session::logout))
         .routes(routes!(account::me, account::update_me))
         .routes(routes!(account::change_password))
+        .routes(routes!(mail::forgot_password))
+        .routes(routes!(mail::reset_password))
+        .routes(routes!(mail::verify_email))
+        .routes(routes!(mail::resend_confirmation))
+        .routes(routes!(mail::magic_link))
+        .routes(routes!(mail::verify_otp))
+        .routes(routes!(mail::request_unlock))
         .routes(routes!(aliases::register))
         .routes(routes!(aliases::login))
         .routes(routes!(aliases::signup_root))

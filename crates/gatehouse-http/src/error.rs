@@ -264,6 +264,51 @@ impl From<gatehouse_core::Error> for ApiError {
                 err.retry_after = Some(5);
                 err
             }
+            E::OtpInvalid => Self::new(
+                StatusCode::BAD_REQUEST,
+                "otp_invalid",
+                "the code or link is invalid or has expired; ask for a new one",
+            ),
+            E::EmailRateLimited { retry_after } => {
+                let mut err = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "email_rate_limited",
+                    "too many emails to this address; retry later",
+                )
+                .with_details(json!({ "retryAfter": retry_after }));
+                err.retry_after = Some(u32::try_from(retry_after).unwrap_or(u32::MAX));
+                err
+            }
+            E::MailNotConfigured => Self::new(
+                StatusCode::NOT_FOUND,
+                "mail_not_configured",
+                "this server sends no mail, so this flow is off (set GATEHOUSE_SMTP_URL)",
+            ),
+            E::EmailExists => Self::new(
+                StatusCode::CONFLICT,
+                "email_exists",
+                "an account with this email address exists",
+            ),
+            E::ReauthenticationInvalid => Self::new(
+                StatusCode::BAD_REQUEST,
+                "reauthentication_invalid",
+                "the reauthentication code is invalid or has expired",
+            ),
+            E::FlowStateNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "flow_state_not_found",
+                "no flow for this code",
+            ),
+            E::FlowStateExpired => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "flow_state_expired",
+                "the flow has expired; start again",
+            ),
+            E::BadCodeVerifier => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_code_verifier",
+                "the code verifier does not match the challenge",
+            ),
             E::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error");
                 Self::internal()

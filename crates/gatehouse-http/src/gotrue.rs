@@ -10,6 +10,7 @@
 pub(crate) mod admin;
 pub(crate) mod dto;
 pub(crate) mod error;
+pub(crate) mod mail;
 pub(crate) mod parse;
 pub(crate) mod user;
 
@@ -41,6 +42,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(user::logout))
         .routes(routes!(user::settings))
         .routes(routes!(user::health))
+        .routes(routes!(mail::recover))
+        .routes(routes!(mail::otp))
+        .routes(routes!(mail::verify_page, mail::verify))
+        .routes(routes!(mail::verify_link))
+        .routes(routes!(mail::resend))
+        .routes(routes!(mail::reauthenticate))
+        .routes(routes!(mail::invite))
+        .routes(routes!(mail::generate_link))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(
             admin::get_user,

@@ -134,10 +134,13 @@ pub async fn security_headers(State(hsts): State<bool>, req: Request, next: Next
     } else {
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     };
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
+    // A page of ours that sets its own (the emailed link's page) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+    }
     if hsts {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,

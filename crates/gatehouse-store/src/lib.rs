@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod database_url;
 mod keys;
+mod mail;
 mod protection;
 mod query;
 mod sessions;
@@ -26,6 +27,7 @@ pub use admin::{
 pub use audit::AuditRecord;
 pub use database_url::{mask_database_url, Backend, DatabaseUrl, DatabaseUrlError};
 pub use keys::SigningKeyRecord;
+pub use mail::{FlowStateRecord, NewOneTimeToken, OneTimeTokenRecord, OutboxDepth, OutboxRecord};
 pub use protection::{FailureRecord, Trust, TrustKind};
 pub use sessions::{NewRefreshToken, NewSession, RefreshTokenRecord, SessionRecord};
 pub use sqlx;

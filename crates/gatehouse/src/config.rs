@@ -12,6 +12,7 @@ mod auth;
 mod http;
 mod limits;
 mod logging;
+mod mail;
 mod redact;
 mod storage;
 mod supabase;
@@ -25,6 +26,7 @@ pub use self::auth::AuthSettings;
 pub use self::http::HttpSettings;
 pub use self::limits::LimitSettings;
 pub use self::logging::{LogFormat, LogSettings};
+pub use self::mail::MailConfig;
 pub use self::storage::StorageSettings;
 pub use self::supabase::SupabaseSettings;
 
@@ -54,6 +56,8 @@ pub struct ConfigArgs {
     limits: limits::LimitsArgs,
     #[command(flatten)]
     supabase: supabase::SupabaseArgs,
+    #[command(flatten)]
+    mail: mail::MailArgs,
 }
 
 /// The validated configuration.
@@ -66,6 +70,8 @@ pub struct Config {
     pub limits: LimitSettings,
     /// `None` unless a SUPABASE_* variable is set.
     pub supabase: Option<SupabaseSettings>,
+    /// `None` without a mailer.
+    pub mail: Option<MailConfig>,
 }
 
 /// An invalid setting: which variable, which flag, what is wrong.
@@ -95,13 +101,24 @@ fn err(variable: &'static str, flag: &'static str, problem: impl Into<String>) -
 impl Config {
     /// Validates every raw setting; the first invalid one is the error.
     pub fn from_args(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let http = HttpSettings::from_args(&args.http)?;
+        let supabase = SupabaseSettings::from_args(&args.supabase)?;
+        let mail = MailConfig::from_args(&args.mail, &http.public_url)?;
+        if let (Some(_), Some(_)) = (&supabase, &mail) {
+            return Err(err(
+                "GATEHOUSE_SMTP_URL",
+                "smtp-url",
+                "in Supabase mode the project sends the mail (confirmation, reset, magic links); unset the mailer",
+            ));
+        }
         Ok(Self {
-            http: HttpSettings::from_args(&args.http)?,
             storage: StorageSettings::from_args(&args.storage)?,
             auth: AuthSettings::from_args(&args.auth)?,
             logging: LogSettings::from_args(&args.logging)?,
             limits: LimitSettings::from_args(&args.limits)?,
-            supabase: SupabaseSettings::from_args(&args.supabase)?,
+            http,
+            supabase,
+            mail,
         })
     }
 
@@ -111,6 +128,7 @@ impl Config {
             .auth
             .core_settings(self.http.public_url(), self.limits.rate_limits.clone());
         settings.upstream = self.supabase.as_ref().map(SupabaseSettings::core_settings);
+        settings.mail = self.mail.as_ref().map(|m| m.core.clone());
         settings
     }
 
@@ -145,16 +163,25 @@ impl Config {
         entries.extend(self.logging.redacted_entries());
         entries.extend(self.limits.redacted_entries());
         entries.extend(SupabaseSettings::redacted_entries(self.supabase.as_ref()));
+        entries.extend(MailConfig::redacted_entries(self.mail.as_ref()));
         redact::in_print_order(entries)
     }
 
     /// What an operator should know about the settings beyond their values (today: what
     /// Supabase mode means and what it cannot do without the service-role key).
     pub fn notices(&self) -> Vec<String> {
-        self.supabase
+        let mut notices = self
+            .supabase
             .as_ref()
             .map(SupabaseSettings::notices)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.mail.is_none() && self.supabase.is_none() {
+            notices.push(
+                "no mailer (GATEHOUSE_SMTP_URL or GATEHOUSE_MAILER): sign-ups are confirmed at                  once, and password reset, magic links and email confirmation are off"
+                    .to_owned(),
+            );
+        }
+        notices
     }
 }
 

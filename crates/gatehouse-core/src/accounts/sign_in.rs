@@ -184,6 +184,21 @@ impl Accounts {
             shared.identity.discard(check).await;
             return Err(refusal);
         }
+        if user.email_confirmed_at.is_none() && self.confirms_sign_ups() {
+            // Said only to a caller who gave the right password (GoTrue does the same).
+            let details = json!({ "by": method, "reason": "email not confirmed" });
+            shared
+                .audit(
+                    "user.signin_failed",
+                    Some(user.id),
+                    Some(user.id),
+                    meta,
+                    details,
+                )
+                .await?;
+            shared.identity.discard(check).await;
+            return Err(Error::EmailNotConfirmed);
+        }
         let rehash = match check.verification.needs_rehash {
             true => shared.identity.new_password(&input.password).await?,
             false => None,

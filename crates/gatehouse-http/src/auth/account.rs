@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use gatehouse_core::mail::SignedUp;
 use gatehouse_core::{OwnChange, ProfileChange, SignUp};
 use secrecy::SecretString;
 
@@ -11,6 +12,9 @@ use crate::extract::{Authenticated, ClientMeta, Json};
 use crate::AppState;
 
 /// Create an account: the user and its profile, in one transaction. Does not sign in.
+/// With a mailer (and no autoconfirm), the address must be confirmed before the first
+/// sign-in (a code and a link are mailed), and a taken address answers 201 like a new
+/// one while its owner is mailed instead.
 #[utoipa::path(
     post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
@@ -34,7 +38,19 @@ pub async fn signup(
         display_name: body.profile.and_then(|p| p.display_name),
         user_metadata: None,
     };
-    let user = state.gatehouse.accounts.sign_up(input, &meta).await?;
+    let accounts = &state.gatehouse.accounts;
+    let user = if accounts.confirms_sign_ups() {
+        // With confirmation on, a taken address answers like a new one (no enumeration).
+        match accounts
+            .sign_up_confirming(input, None, None, &meta)
+            .await?
+        {
+            SignedUp::Pending(user) | SignedUp::Obfuscated(user) => *user,
+            SignedUp::Session(grant) => grant.user,
+        }
+    } else {
+        accounts.sign_up(input, &meta).await?
+    };
     Ok((
         StatusCode::CREATED,
         axum::Json(UserResponse { user: user.into() }),

@@ -66,6 +66,11 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false)]
     pub banned_until: Option<String>,
+    /// An address waiting for the confirmations of an email change (only in the answer
+    /// to the `PUT /user` that asked for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub new_email: Option<String>,
 }
 
 /// The email identity of a user. GoTrue swaps the names: `identity_id` is the row,
@@ -132,6 +137,19 @@ impl From<&UserRecord> for User {
             confirmed_at: confirmed,
             last_sign_in_at: user.last_sign_in_at.map(|t| t.to_string()),
             banned_until: user.banned_until.map(|t| t.to_string()),
+            new_email: None,
+        }
+    }
+}
+
+impl User {
+    /// The stand-in GoTrue answers a sign-up with a taken address with (its
+    /// `sanitizeUser`): no identities, an empty role. Apps tell it by `identities: []`.
+    pub fn obfuscated(user: &UserRecord) -> Self {
+        Self {
+            role: "",
+            identities: Vec::new(),
+            ..Self::from(user)
         }
     }
 }
@@ -257,15 +275,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// gatehouse's: email sign-up, confirmed at once (there is no mailer), nothing else.
-    pub fn current() -> Self {
+    /// gatehouse's: email sign-up, confirmed at once unless a mailer confirms addresses,
+    /// nothing else.
+    pub fn current(mailer_autoconfirm: bool) -> Self {
         let mut external: BTreeMap<&'static str, bool> =
             PROVIDERS.iter().map(|p| (*p, false)).collect();
         external.insert("email", true);
         Self {
             external,
             disable_signup: false,
-            mailer_autoconfirm: true,
+            mailer_autoconfirm,
             phone_autoconfirm: false,
             sms_provider: "",
             saml_enabled: false,

@@ -191,6 +191,49 @@ impl From<Error> for GoTrueError {
                     "The identity provider is unavailable",
                 )
             }
+            Error::OtpInvalid => Self::new(
+                S::FORBIDDEN,
+                "otp_expired",
+                "Token has expired or is invalid",
+            ),
+            Error::EmailRateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    S::TOO_MANY_REQUESTS,
+                    "over_email_send_rate_limit",
+                    "Email rate limit exceeded",
+                )
+            },
+            Error::MailNotConfigured => Self::new(
+                S::NOT_FOUND,
+                "mail_not_configured",
+                "This server sends no mail (GATEHOUSE_SMTP_URL is not set)",
+            ),
+            Error::EmailExists => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "email_exists",
+                "A user with this email address has already been registered",
+            ),
+            Error::ReauthenticationInvalid => Self::new(
+                S::BAD_REQUEST,
+                "reauthentication_not_valid",
+                "Requires reauthentication",
+            ),
+            Error::FlowStateNotFound => Self::new(
+                S::NOT_FOUND,
+                "flow_state_not_found",
+                "invalid flow state, no valid flow state found",
+            ),
+            Error::FlowStateExpired => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "flow_state_expired",
+                "invalid flow state, flow state has expired",
+            ),
+            Error::BadCodeVerifier => Self::new(
+                S::BAD_REQUEST,
+                "bad_code_verifier",
+                "code challenge does not match previously saved code verifier",
+            ),
             other @ (Error::Config(_) | Error::Internal(_)) => {
                 tracing::error!(error = %other, "internal error");
                 Self::new(

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use gatehouse_core::mail::SignedUp;
 use gatehouse_core::{Error, Identifier, SignIn, SignUp};
 use gatehouse_core::{OwnChange, SignOutScope};
 use secrecy::SecretString;
@@ -19,6 +20,8 @@ use crate::AppState;
 #[schema(example = json!({"email": "ada@example.com", "password": "quartz-Lantern-47", "data": {"name": "Ada"}}))]
 pub struct SignupBody {
     pub email: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
     pub phone: Option<String>,
     pub password: Option<String>,
     /// Becomes `user_metadata`.
@@ -61,12 +64,15 @@ impl SignupBody {
     }
 }
 
-/// Sign up (supabase-js `signUp`). Without a mailer gatehouse confirms at once, so a
-/// session comes back. A registered email → 422 `user_already_exists`.
+/// Sign up (supabase-js `signUp`). Without a mailer (or with autoconfirm) gatehouse
+/// confirms at once, so a session comes back, and a registered email is 422
+/// `user_already_exists`. With a mailer, the user comes back with no session and a
+/// confirmation is mailed; a registered email answers the same (a stand-in user with
+/// `identities: []`) and its owner is mailed instead.
 #[utoipa::path(
-    operation_id = "supabase_signup", post, path = "/signup", tag = "supabase", request_body = SignupBody,
+    operation_id = "supabase_signup", post, path = "/signup", tag = "supabase", params(super::mail::RedirectParams), request_body = SignupBody,
     responses(
-        (status = 200, description = "A session (auto-confirmed)", body = Session),
+        (status = 200, description = "A session (auto-confirmed), or the user (confirmation mailed)", body = Session),
         (status = 400, description = "validation_failed or bad_json"),
         (status = 422, description = "user_already_exists, weak_password (with weak_password.reasons), anonymous_provider_disabled"),
     )
@@ -74,15 +80,25 @@ impl SignupBody {
 pub async fn signup(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
+    query: axum::extract::Query<super::mail::RedirectParams>,
     Json(body, _): Json<SignupBody, GoTrue>,
-) -> Result<axum::Json<Session>, GoTrueError> {
+) -> Result<axum::response::Response, GoTrueError> {
+    use axum::response::IntoResponse;
+    let pkce = gatehouse_core::mail::pkce::Pkce::from_request(
+        body.code_challenge.as_deref(),
+        body.code_challenge_method.as_deref(),
+    )?;
     let input = body.into_sign_up()?;
-    let grant = state
+    let signed_up = state
         .gatehouse
         .accounts
-        .sign_up_and_sign_in(input, &meta)
+        .sign_up_confirming(input, query.redirect_to.as_deref(), pkce, &meta)
         .await?;
-    Ok(axum::Json(Session::of(&grant)))
+    Ok(match signed_up {
+        SignedUp::Session(grant) => axum::Json(Session::of(&grant)).into_response(),
+        SignedUp::Pending(user) => axum::Json(User::from(&*user)).into_response(),
+        SignedUp::Obfuscated(user) => axum::Json(User::obfuscated(&user)).into_response(),
+    })
 }
 
 /// `?grant_type=`.
@@ -101,12 +117,17 @@ pub struct TokenBody {
     pub phone: Option<String>,
     pub password: Option<String>,
     pub refresh_token: Option<String>,
+    /// The PKCE grant's auth code (the `?code=` of the verified link).
+    pub auth_code: Option<String>,
+    /// The PKCE grant's verifier.
+    pub code_verifier: Option<String>,
 }
 
 /// A grant of `POST /token`, ready for the core.
 enum Grant {
     Password(SignIn),
     RefreshToken(SecretString),
+    Pkce { auth_code: String, verifier: String },
 }
 
 impl TokenBody {
@@ -138,6 +159,20 @@ impl TokenBody {
                 .ok_or_else(|| {
                     GoTrueError::at_token(Error::invalid("refresh_token", "is required"))
                 }),
+            Some("pkce") => match (self.auth_code, self.code_verifier) {
+                (Some(auth_code), Some(verifier))
+                    if !auth_code.is_empty() && !verifier.is_empty() =>
+                {
+                    Ok(Grant::Pkce {
+                        auth_code,
+                        verifier,
+                    })
+                }
+                _ => Err(GoTrueError::at_token(Error::invalid(
+                    "auth_code",
+                    "invalid request: both auth code and code verifier should be non-empty",
+                ))),
+            },
             _ => Err(GoTrueError {
                 oauth: true,
                 ..GoTrueError::new(
@@ -172,6 +207,17 @@ pub async fn token(
         Grant::RefreshToken(token) => {
             (state.gatehouse.sessions.refresh(&token, &meta).await, false)
         }
+        Grant::Pkce {
+            auth_code,
+            verifier,
+        } => (
+            state
+                .gatehouse
+                .mail
+                .exchange_code(&auth_code, &verifier, &meta)
+                .await,
+            false,
+        ),
     };
     let grant = granted.map_err(GoTrueError::at_token)?;
     Ok(axum::Json(match password_grant {
@@ -201,6 +247,8 @@ pub struct UpdateUserBody {
     pub phone: Option<String>,
     pub password: Option<String>,
     pub current_password: Option<String>,
+    /// The code `GET /reauthenticate` mailed: proves the owner for a password change.
+    pub nonce: Option<String>,
     /// Shallow-merged into `user_metadata`; a `null` value removes the key.
     #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
@@ -221,6 +269,7 @@ impl UpdateUserBody {
             email: self.email.filter(|e| !e.is_empty()),
             password: self.password.map(SecretString::from),
             current_password: self.current_password.map(SecretString::from),
+            nonce: self.nonce.filter(|n| !n.is_empty()).map(SecretString::from),
             user_metadata: self
                 .data
                 .filter(|d| !d.is_null())
@@ -229,9 +278,11 @@ impl UpdateUserBody {
     }
 }
 
-/// Update the signed-in user (supabase-js `updateUser`): email (changed at once, as with
-/// no mailer there is nothing to confirm by), password (ends every other session),
-/// metadata. A new password or email needs `current_password`, or a sign-in within
+/// Update the signed-in user (supabase-js `updateUser`): email, password (ends every
+/// other session), metadata. A new email changes at once without a mailer; with one, it
+/// waits in `new_email` until both the current and the new address confirm it (GoTrue's
+/// secure email change). A new password or email needs `current_password`, the `nonce`
+/// `GET /reauthenticate` mailed, or a sign-in (or redeemed code or link) within
 /// `GATEHOUSE_REAUTH_WINDOW` (GoTrue's secure password change, stricter: the email too).
 #[utoipa::path(
     operation_id = "supabase_update_user", put, path = "/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
@@ -256,7 +307,9 @@ pub async fn update_user(
         .update_own(&principal, own, "supabase", &meta)
         .await
         .map_err(GoTrueError::at_admin)?;
-    Ok(axum::Json(User::from(&changed.user)))
+    let mut user = User::from(&changed.user);
+    user.new_email = changed.email_change_pending;
+    Ok(axum::Json(user))
 }
 
 /// `?scope=`.
@@ -312,8 +365,10 @@ pub async fn logout(
     operation_id = "supabase_settings", get, path = "/settings", tag = "supabase",
     responses((status = 200, description = "Settings", body = Settings))
 )]
-pub async fn settings() -> axum::Json<Settings> {
-    axum::Json(Settings::current())
+pub async fn settings(State(state): State<AppState>) -> axum::Json<Settings> {
+    axum::Json(Settings::current(
+        !state.gatehouse.accounts.confirms_sign_ups(),
+    ))
 }
 
 /// GoTrue's health document.

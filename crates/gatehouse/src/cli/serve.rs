@@ -17,6 +17,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let gatehouse = super::start_gatehouse(&config).await?;
     let store = gatehouse.store().clone();
+    // The outbox's sender runs beside the server and stops after it.
+    let (stop_courier, courier_stop) = tokio::sync::watch::channel(false);
+    let courier = match &config.mail {
+        Some(mail) => {
+            let transport = mail
+                .transport()
+                .map_err(|e| anyhow::anyhow!("GATEHOUSE_SMTP_URL: {e}"))?;
+            gatehouse.courier(transport).map(|courier| {
+                tracing::info!(mailer = %courier.describe(), "mail outbox sender started");
+                tokio::spawn(courier.run(courier_stop))
+            })
+        }
+        None => None,
+    };
     let state = AppState {
         gatehouse,
         config: Arc::new(config.http_config()),
@@ -33,6 +47,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.http.shutdown_timeout,
     )
     .await?;
+    let _ = stop_courier.send(true);
+    if let Some(courier) = courier {
+        // A send in flight finishes (bounded by the SMTP timeout); what is left waits in
+        // the outbox for the next start.
+        let _ = tokio::time::timeout(config.http.shutdown_timeout, courier).await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -277,6 +277,7 @@ impl AuthSettings {
             session_max_lifetime: self.session_max_lifetime,
             reauth_window: self.reauth_window,
             upstream: None,
+            mail: None,
             password_policy: self.password_policy.clone(),
             hash_limits: self.hash_limits,
             rate_limits,

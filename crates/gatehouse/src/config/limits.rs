@@ -74,6 +74,31 @@ pub struct LimitsArgs {
         default_value = "120/1m"
     )]
     rate_limit_admin_write: String,
+    /// Requests that mail a code or a link (forgot password, magic link, resend), per
+    /// client IP.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_MAIL_IP",
+        global = true,
+        default_value = "30/5m"
+    )]
+    rate_limit_mail_ip: String,
+    /// Messages to one email address, whoever asks (429 over_email_send_rate_limit).
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_MAIL_ADDRESS",
+        global = true,
+        default_value = "10/1h"
+    )]
+    rate_limit_mail_address: String,
+    /// Attempts to redeem a mailed code or link, per client IP.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RATE_LIMIT_VERIFY_IP",
+        global = true,
+        default_value = "30/5m"
+    )]
+    rate_limit_verify_ip: String,
     /// IPv6 clients are limited and counted per network of this many bits (1-128).
     #[arg(
         long,
@@ -178,6 +203,21 @@ impl LimitSettings {
                 "rate-limit-admin-write",
                 &args.rate_limit_admin_write,
             )?,
+            mail_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_MAIL_IP",
+                "rate-limit-mail-ip",
+                &args.rate_limit_mail_ip,
+            )?,
+            mail_address: rate(
+                "GATEHOUSE_RATE_LIMIT_MAIL_ADDRESS",
+                "rate-limit-mail-address",
+                &args.rate_limit_mail_address,
+            )?,
+            verify_ip: rate(
+                "GATEHOUSE_RATE_LIMIT_VERIFY_IP",
+                "rate-limit-verify-ip",
+                &args.rate_limit_verify_ip,
+            )?,
             redis_url,
             redis_prefix: "gatehouse".to_owned(),
             ipv6_prefix: number(
@@ -256,6 +296,15 @@ impl LimitSettings {
             (
                 "GATEHOUSE_RATE_LIMIT_PASSWORD_ACCOUNT",
                 rates.password_account.to_string(),
+            ),
+            ("GATEHOUSE_RATE_LIMIT_MAIL_IP", rates.mail_ip.to_string()),
+            (
+                "GATEHOUSE_RATE_LIMIT_MAIL_ADDRESS",
+                rates.mail_address.to_string(),
+            ),
+            (
+                "GATEHOUSE_RATE_LIMIT_VERIFY_IP",
+                rates.verify_ip.to_string(),
             ),
             (
                 "GATEHOUSE_RATE_LIMIT_ADMIN_WRITE",

@@ -49,6 +49,22 @@ pub struct TestApp {
     pub gatehouse: Gatehouse,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<JoinHandle<std::io::Result<()>>>,
+    /// The SMTP server the courier delivers to, when the app has a mailer.
+    #[allow(dead_code)]
+    pub sink: Option<gatehouse_mail::SmtpSink>,
+    /// Stops the outbox's courier.
+    courier: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
+}
+
+/// Mail settings for a test server: confirmation on, mail from `gatehouse@example.com`;
+/// the site URL is filled with the server's when left empty.
+#[allow(dead_code)]
+pub fn mail_settings() -> gatehouse_core::mail::MailSettings {
+    gatehouse_core::mail::MailSettings::new(
+        "gatehouse <gatehouse@example.com>",
+        "",
+        gatehouse_mail::Templates::builtin(),
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,6 +124,74 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A server with a mailer ([`mail_settings`], changed by `configure`) whose courier
+    /// delivers to a real SMTP server on loopback ([`TestApp::sink`]).
+    #[allow(dead_code)]
+    pub async fn spawn_mail(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        let sink = gatehouse_mail::SmtpSink::start().await.unwrap();
+        let mut settings = Settings {
+            mail: Some(mail_settings()),
+            ..Settings::default()
+        };
+        configure(&mut settings);
+        let db = TestDatabase::create(backend).await;
+        let mut app = Self::try_spawn_over(db, "127.0.0.1:0", settings, |_| {})
+            .await
+            .map_err(|(err, _)| err)
+            .unwrap();
+        app.start_courier(sink);
+        app
+    }
+
+    /// Runs the outbox's courier against `sink`.
+    #[allow(dead_code)]
+    pub fn start_courier(&mut self, sink: gatehouse_mail::SmtpSink) {
+        let transport =
+            gatehouse_mail::Transport::smtp(&sink.url(), Duration::from_secs(2)).unwrap();
+        let courier = self
+            .gatehouse
+            .courier(transport)
+            .expect("a mailer is configured");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        self.courier = Some((stop, tokio::spawn(courier.run(stopped))));
+        self.sink = Some(sink);
+    }
+
+    /// Stops the courier (as a shutdown does), keeping the sink.
+    #[allow(dead_code)]
+    pub async fn stop_courier(&mut self) {
+        if let Some((stop, task)) = self.courier.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+    }
+
+    /// The sink.
+    #[allow(dead_code)]
+    pub fn sink(&self) -> &gatehouse_mail::SmtpSink {
+        self.sink.as_ref().expect("spawned with a mailer")
+    }
+
+    /// The `n`th message to `to` (1-based), waiting up to 10 s for it.
+    #[allow(dead_code)]
+    pub async fn mail(&self, to: &str, n: usize) -> gatehouse_mail::Received {
+        let mut all = self
+            .sink()
+            .wait_for(to, n, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no mail #{n} to {to}; got {:?}",
+                    self.sink()
+                        .messages()
+                        .iter()
+                        .map(|m| (&m.to, &m.subject))
+                        .collect::<Vec<_>>()
+                )
+            });
+        all.swap_remove(n - 1)
+    }
+
     /// A server with default settings over a database that already holds data (one the
     /// CLI wrote, say), migrating it first if it needs it.
     pub async fn spawn_over(db: TestDatabase) -> Self {
@@ -128,6 +212,7 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        self.stop_courier().await;
         self.gatehouse.store().close().await;
         // The same address, so the issuer (and every token's `iss`) stays the same.
         let addr = self.base.trim_start_matches("http://").to_owned();
@@ -153,6 +238,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         settings.public_url = base.clone();
+        if let Some(mail) = settings.mail.as_mut().filter(|m| m.site_url.is_empty()) {
+            mail.site_url = base.clone();
+        }
         #[allow(clippy::disallowed_methods)]
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
         let gatehouse = match Gatehouse::start(store.clone(), clock.clone(), settings).await {
@@ -197,6 +285,8 @@ impl TestApp {
             gatehouse,
             shutdown: Some(tx),
             server: Some(server),
+            sink: None,
+            courier: None,
         })
     }
 

@@ -14,6 +14,7 @@ mod errors;
 mod hostile;
 mod import;
 mod limits;
+mod mail;
 mod ops;
 mod process;
 mod security;

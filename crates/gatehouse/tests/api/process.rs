@@ -380,7 +380,8 @@ fn config_check_shows_supabase_mode_and_what_lives_where() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.starts_with("mode: standalone\n"), "{stdout}");
-    assert!(!stdout.contains("note:"), "{stdout}");
+    assert!(!stdout.contains("note: Supabase"), "{stdout}");
+    assert!(stdout.contains("note: no mailer"), "{stdout}");
 }
 
 #[test]
