@@ -732,3 +732,137 @@ async fn the_first_admin_is_made_with_the_cli_and_can_use_the_admin_api() {
     );
     server.terminate();
 }
+
+/// The binary's mailer end to end: `serve` runs the outbox's sender against a real SMTP
+/// server, and neither the codes, the link tokens, the sessions they start nor the SMTP
+/// password reach the logs, even at trace level.
+#[tokio::test]
+async fn serve_delivers_mail_and_no_code_link_or_smtp_password_reaches_the_logs() {
+    let sink = gatehouse_mail::SmtpSink::start().await.unwrap();
+    let smtp_url = format!("smtp://mailer:smtp-Canary-Pass-7@127.0.0.1:{}", sink.port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            ("GATEHOUSE_LOG_FORMAT", "json"),
+            ("GATEHOUSE_LOG", "trace"),
+            ("GATEHOUSE_SMTP_URL", &smtp_url),
+            ("GATEHOUSE_MAIL_FROM", "Acme <no-reply@acme.test>"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let signup = client
+        .post(server.url("/auth/v1/signup"))
+        .json(
+            &serde_json::json!({"email": "ada@example.com", "password": "log-Canary-Password-93!"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 200);
+    let mail = sink
+        .wait_for("ada@example.com", 1, Duration::from_secs(10))
+        .await
+        .expect("the confirmation arrives")
+        .remove(0);
+    assert_eq!(
+        mail.credentials.as_ref().map(|c| c.1.as_str()),
+        Some("smtp-Canary-Pass-7"),
+        "the URL's credentials are used"
+    );
+    assert_eq!(mail.from, "no-reply@acme.test");
+    let code = mail.code().unwrap();
+    let verified = client
+        .post(server.url("/auth/v1/verify"))
+        .json(&serde_json::json!({"type": "signup", "email": "ada@example.com", "token": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    let session: serde_json::Value = verified.json().await.unwrap();
+    let recover = client
+        .post(server.url("/auth/v1/recover"))
+        .json(&serde_json::json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recover.status(), 200);
+    let reset = sink
+        .wait_for("ada@example.com", 2, Duration::from_secs(10))
+        .await
+        .expect("the reset mail arrives")
+        .remove(1);
+    let link = reset.link().unwrap();
+    let token = url::Url::parse(&link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .unwrap()
+        .1
+        .into_owned();
+    // The link is on the public URL (the default, localhost:8080); this server listens
+    // elsewhere.
+    let parsed = url::Url::parse(&link).unwrap();
+    assert_eq!(parsed.path(), "/auth/v1/verify");
+    let page = client
+        .get(server.url(&format!("{}?{}", parsed.path(), parsed.query().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let redeemed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/auth/v1/verify/link"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&type=recovery"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeemed.status(), 303);
+    let location = redeemed.headers()["location"].to_str().unwrap().to_owned();
+    let refresh = location
+        .split("refresh_token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    server.terminate();
+    let logs = server.output().join("\n");
+    assert!(logs.contains("mail sent"), "deliveries are logged:\n{logs}");
+    // A 6-digit code could occur inside a longer number (a timestamp's microseconds):
+    // only a run of exactly those six digits counts.
+    let standalone = |code: &str| {
+        logs.match_indices(code).any(|(at, _)| {
+            let before = logs[..at].chars().next_back();
+            let after = logs[at + code.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    assert!(!standalone(&code), "the signup code was logged");
+    assert!(
+        !standalone(&reset.code().unwrap()),
+        "the reset code was logged"
+    );
+    for (what, secret) in [
+        ("link token", token.as_str()),
+        ("refresh token", refresh.as_str()),
+        (
+            "access token",
+            session["access_token"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap(),
+        ),
+        ("SMTP password", "smtp-Canary-Pass-7"),
+        ("password", "log-Canary-Password-93!"),
+    ] {
+        assert!(!logs.contains(secret), "the {what} was logged");
+    }
+}
