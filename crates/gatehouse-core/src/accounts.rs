@@ -53,6 +53,15 @@ pub struct OwnChange {
     pub nonce: Option<SecretString>,
 }
 
+/// What a checked own change brings to its transaction besides the row change: the new
+/// password (to send upstream), the reauthentication code to redeem with it, and the new
+/// address whose confirmations to mail.
+struct Proofs<'a> {
+    password: Option<&'a SecretString>,
+    nonce_token: Option<uuid::Uuid>,
+    email_change: Option<&'a str>,
+}
+
 /// What came of an [`OwnChange`].
 #[derive(Debug)]
 pub struct OwnChanged {
@@ -93,11 +102,14 @@ impl Shared {
     /// and registers it with the identity provider (hashes the password; in Supabase mode,
     /// creates the account upstream): everything before the write, which is the caller's,
     /// in its transaction (on failure the caller calls `identity.unregister`). The one way users are made, by sign-up, the admin APIs or the CLI.
+    /// With `taken_email_ok` a taken address is not an error (a sign-up under
+    /// confirmation, which answers alike either way).
     pub(crate) async fn plan_account(
         &self,
         input: NewAccount,
         check_policy: bool,
         by_admin: bool,
+        taken_email_ok: bool,
     ) -> Result<NewUser, Error> {
         let email = validate::email(&input.email)?;
         let username = input
@@ -129,7 +141,7 @@ impl Shared {
         }
         // Checked before hashing so a taken address costs no hash; the unique indexes
         // still decide races.
-        if self.store.find_user_by_email(&email).await?.is_some() {
+        if !taken_email_ok && self.store.find_user_by_email(&email).await?.is_some() {
             return Err(Error::UserAlreadyExists { field: "email" });
         }
         if let Some(name) = &username {
@@ -155,7 +167,7 @@ impl Shared {
     }
 }
 
-fn signup_account(input: SignUp, confirmed: bool) -> NewAccount {
+pub(crate) fn signup_account(input: SignUp, confirmed: bool) -> NewAccount {
     NewAccount {
         email: input.email,
         username: input.username,
@@ -226,7 +238,7 @@ impl Accounts {
             return Ok(crate::mail::SignedUp::Session(Box::new(grant)));
         }
         crate::mail::Mail::new(self.shared.clone())
-            .sign_up_confirming(self, input, redirect_to, pkce, meta)
+            .sign_up_confirming(input, redirect_to, pkce, meta)
             .await
     }
 
@@ -257,7 +269,7 @@ impl Accounts {
             .limit(Bucket::SignupIp, meta.source.as_deref())
             .await?;
         let new = shared
-            .plan_account(signup_account(input, confirmed), true, false)
+            .plan_account(signup_account(input, confirmed), true, false, false)
             .await?;
         let event = shared.audit_record("user.signup", Some(new.id), Some(new.id), meta, json!({}));
         let written = async {
@@ -367,11 +379,8 @@ impl Accounts {
         }
         let mail = crate::mail::Mail::new(shared.clone());
         let mut email_change_pending = None;
-        if let (Some(new_email), true) = (&change.email, mail.enabled()) {
+        if mail.enabled() {
             // With a mailer, a new address counts once both addresses confirm it.
-            if shared.store.find_user_by_email(new_email).await?.is_some() {
-                return Err(Error::EmailExists);
-            }
             email_change_pending = change.email.take();
         }
         let mut nonce_token = None;
@@ -406,7 +415,11 @@ impl Accounts {
             };
         }
         if let Some(new_email) = &email_change_pending {
-            mail.start_email_change(user, new_email, meta).await?;
+            // Only after the limit and the proof: a signed-in caller cannot test addresses.
+            if shared.store.find_user_by_email(new_email).await?.is_some() {
+                return Err(Error::EmailExists);
+            }
+            mail.limit_email_change(new_email, meta).await?;
         }
         if let Some(password) = &own.password {
             change.password_hash = shared.identity.new_password(password).await?;
@@ -415,8 +428,11 @@ impl Accounts {
             .write_own_change(
                 principal,
                 &change,
-                own.password.as_ref(),
-                nonce_token,
+                Proofs {
+                    password: own.password.as_ref(),
+                    nonce_token,
+                    email_change: email_change_pending.as_deref(),
+                },
                 via,
                 meta,
             )
@@ -470,11 +486,15 @@ impl Accounts {
         &self,
         principal: &Principal,
         change: &UserChange,
-        password: Option<&SecretString>,
-        nonce_token: Option<uuid::Uuid>,
+        proofs: Proofs<'_>,
         via: &str,
         meta: &RequestMeta,
     ) -> Result<OwnChanged, Error> {
+        let Proofs {
+            password,
+            nonce_token,
+            email_change,
+        } = proofs;
         let shared = &self.shared;
         let user = principal.user.id;
         let at: Timestamp = shared.now().into();
@@ -484,6 +504,11 @@ impl Accounts {
             if !tx.consume_one_time_token(token, at).await? {
                 return Err(Error::ReauthenticationInvalid);
             }
+        }
+        let mail = crate::mail::Mail::new(shared.clone());
+        if let Some(new_email) = email_change {
+            mail.write_email_change(&mut tx, &principal.user, new_email, meta)
+                .await?;
         }
         if shared
             .identity
@@ -527,6 +552,9 @@ impl Accounts {
             tx.insert_audit_event(&event).await?;
         }
         tx.commit().await?;
+        if email_change.is_some() {
+            mail.wake();
+        }
         Ok(OwnChanged {
             user: change.applied_to(&principal.user, at),
             sessions_ended,

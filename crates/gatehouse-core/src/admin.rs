@@ -477,7 +477,7 @@ impl Admin {
         };
         let new = self
             .shared
-            .plan_account(input, generated.is_none(), true)
+            .plan_account(input, generated.is_none(), true, false)
             .await?;
         let mut details = json!({ "role": new.role, "via": actor.via(), "generated_password": generated.is_some() });
         if let Some(until) = new.banned_until {

@@ -240,6 +240,7 @@ impl Postbox {
             link_hash: sha256(link_token.as_bytes()),
             flow_state_id,
             redirect_to,
+            password_hash: None,
             created_at: now.into(),
             expires_at: (now + ttl).into(),
         };
@@ -252,17 +253,13 @@ impl Postbox {
 
     /// The link of a token: our verification page, which redeems it only on a POST.
     pub fn link(&self, issued: &Issued, purpose: Purpose) -> String {
-        let mut url = format!(
+        // Where it leads is stored with the token, not carried in the link.
+        format!(
             "{}/auth/v1/verify?token={}&type={}",
             self.public_url,
             issued.link_token.expose_secret(),
             purpose.verification_type(),
-        );
-        if let Some(redirect) = &issued.record.redirect_to {
-            url.push_str("&redirect_to=");
-            url.push_str(&url_escape(redirect));
-        }
-        url
+        )
     }
 
     /// Stores `issued` and queues its message, in `tx`.
@@ -343,10 +340,6 @@ fn six_digits() -> Result<String, Error> {
             return Ok(format!("{:06}", n % 1_000_000));
         }
     }
-}
-
-fn url_escape(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]

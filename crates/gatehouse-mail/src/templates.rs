@@ -39,7 +39,7 @@ macro_rules! builtin {
 
 const BUILTIN: [(Kind, &str, &str, &str); 9] = builtin! {
     Confirmation "confirmation" "Confirm your email for {{ site_name }}",
-    MagicLink "magic_link" "Your {{ site_name }} sign-in code is {{ code }}",
+    MagicLink "magic_link" "Your {{ site_name }} sign-in link and code",
     Recovery "recovery" "Reset your password for {{ site_name }}",
     EmailChangeCurrent "email_change_current" "Your {{ site_name }} email is being changed to \
         {{ new_email or 'a new address' }}",

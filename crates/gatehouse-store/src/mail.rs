@@ -22,6 +22,8 @@ pub struct NewOneTimeToken {
     pub link_hash: [u8; 32],
     pub flow_state_id: Option<Uuid>,
     pub redirect_to: Option<String>,
+    /// A sign-up confirmation's password hash, set on the account when redeemed.
+    pub password_hash: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -38,6 +40,7 @@ pub struct OneTimeTokenRecord {
     pub attempts: i32,
     pub flow_state_id: Option<Uuid>,
     pub redirect_to: Option<String>,
+    pub password_hash: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub consumed_at: Option<Timestamp>,
@@ -46,7 +49,7 @@ pub struct OneTimeTokenRecord {
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, purpose, email, new_email, code_hash, attempts, \
-    flow_state_id, redirect_to, created_at, expires_at, consumed_at, redeemed_at";
+    flow_state_id, redirect_to, password_hash, created_at, expires_at, consumed_at, redeemed_at";
 
 /// A message claimed from the outbox.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -91,14 +94,14 @@ impl Transaction {
              WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL";
         const INSERT: &str =
             "INSERT INTO one_time_tokens (id, user_id, purpose, email, new_email, \
-             code_hash, link_hash, flow_state_id, redirect_to, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+             code_hash, link_hash, flow_state_id, redirect_to, password_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
         with_tx!(self, conn => {
             sqlx::query(VOID).bind(t.user_id).bind(t.purpose).bind(t.created_at).execute(&mut *conn).await?;
             sqlx::query(INSERT)
                 .bind(t.id).bind(t.user_id).bind(t.purpose).bind(&t.email).bind(&t.new_email)
                 .bind(&t.code_hash[..]).bind(&t.link_hash[..]).bind(t.flow_state_id)
-                .bind(&t.redirect_to).bind(t.created_at).bind(t.expires_at)
+                .bind(&t.redirect_to).bind(&t.password_hash).bind(t.created_at).bind(t.expires_at)
                 .execute(&mut *conn).await?;
         });
         Ok(())
@@ -145,6 +148,30 @@ impl Transaction {
              WHERE id = $1 RETURNING attempts";
         let n: Option<i32> = with_tx!(self, conn => sqlx::query_scalar(SQL).bind(id).bind(max).bind(at).fetch_optional(&mut *conn).await?);
         Ok(n.unwrap_or(max))
+    }
+
+    /// Sets (or, with `None`, removes) a user's password hash: a confirmation redeemed
+    /// decides which password an unconfirmed account keeps.
+    pub async fn set_password_hash(
+        &mut self,
+        user: Uuid,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+        with_tx!(self, conn => sqlx::query(SQL).bind(user).bind(hash).execute(&mut *conn).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Locks a user's row until the end of the transaction (Postgres; SQLite's
+    /// transactions already write one at a time), for read-then-write decisions.
+    pub async fn lock_user(&mut self, user: Uuid) -> Result<(), StoreError> {
+        if let crate::transaction::Inner::Postgres(tx) = &mut self.inner {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Queues a sealed message for delivery from `at`.
@@ -234,6 +261,25 @@ impl Store {
         )
     }
 
+    /// The latest unused token mailed to `email` for each of `purposes`, newest first.
+    pub async fn find_one_time_tokens_by_email(
+        &self,
+        email: &str,
+        purposes: &[&str],
+    ) -> Result<Vec<OneTimeTokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM one_time_tokens WHERE lower(email) = lower($1) \
+             AND purpose = $2 AND consumed_at IS NULL ORDER BY created_at DESC LIMIT 1"
+        );
+        let mut found = Vec::new();
+        for purpose in purposes {
+            let token: Option<OneTimeTokenRecord> = with_pool!(self, pool => sqlx::query_as(&sql).bind(email).bind(*purpose).fetch_optional(pool).await?);
+            found.extend(token);
+        }
+        found.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        Ok(found)
+    }
+
     /// The latest unused token mailed to `email` for one of `purposes`.
     pub async fn find_one_time_token_by_email(
         &self,
@@ -257,19 +303,6 @@ impl Store {
             }
         }
         Ok(best)
-    }
-
-    /// When a token for `purpose` was last mailed to `email` (the per-address frequency).
-    pub async fn last_one_time_token_at(
-        &self,
-        email: &str,
-        purpose: &str,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        const SQL: &str = "SELECT max(created_at) FROM one_time_tokens \
-             WHERE lower(email) = lower($1) AND purpose = $2";
-        Ok(
-            with_pool!(self, pool => sqlx::query_scalar(SQL).bind(email).bind(purpose).fetch_one(pool).await?),
-        )
     }
 
     /// Claims up to `limit` messages due at `now` for `lease`: a claimed message is not

@@ -176,13 +176,37 @@ impl Mail {
         }
     }
 
-    /// Limits a request that mails `email` (validated): per IP, then per address —
-    /// counted whether or not the address has an account, so the limit tells nothing.
-    async fn limit_mail(&self, email: &str, meta: &RequestMeta) -> Result<(), Error> {
+    /// Where a link token's page may send the browser: the allowed redirect stored with
+    /// it, while it is unused and unexpired (`None` otherwise). A read: nothing is
+    /// consumed.
+    pub async fn link_redirect(&self, token: &str) -> Result<Option<String>, Error> {
+        if !self.enabled() || token.len() != 43 {
+            return Ok(None);
+        }
+        let now = self.shared.now();
+        let found = self
+            .shared
+            .store
+            .find_one_time_token_by_link(&sha256(token.as_bytes()))
+            .await?;
+        Ok(found
+            .filter(|t| t.expires_at.get() > now)
+            .map(|t| self.redirect(t.redirect_to.as_deref())))
+    }
+
+    /// Limits a request that mails `email` (validated): per IP, then per address and
+    /// source — counted whether or not the address has an account, so the limit tells
+    /// nothing, and per source, so a stranger using up an address's budget does not stop
+    /// its owner's own requests (ASVS 6.1.1). `scope` keeps unlock mail apart.
+    async fn limit_mail(&self, scope: &str, email: &str, meta: &RequestMeta) -> Result<(), Error> {
         self.shared
             .limit(Bucket::MailIp, meta.source.as_deref())
             .await?;
-        let key = email.to_lowercase();
+        let key = format!(
+            "{scope}|{}|{}",
+            email.to_lowercase(),
+            meta.source.as_deref().unwrap_or_default()
+        );
         self.shared
             .limit(Bucket::MailAddress, Some(&key))
             .await
@@ -227,6 +251,16 @@ impl Mail {
         let postbox = shared.postbox.as_ref().ok_or(Error::MailNotConfigured)?;
         let now = shared.now();
         let purpose = mailing.purpose;
+        // To the address as stored, never as typed: a lookup that folds case or Unicode
+        // (Postgres's lower()) must not send an account's mail to a look-alike domain.
+        let stored = user.email.clone();
+        let mailing = match (purpose, stored.as_deref()) {
+            (Purpose::EmailChangeNew, _) | (_, None) => mailing,
+            (_, Some(stored)) => Mailing {
+                to: stored,
+                ..mailing
+            },
+        };
         let issued = postbox.issue(user.id, &mailing, now)?;
         let event = shared.audit_record(
             "user.mail_requested",
@@ -254,7 +288,7 @@ impl Mail {
     ) -> Result<(), Error> {
         self.postbox()?;
         let email = validate::email(email)?;
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("mail", &email, meta).await?;
         let redirect = self.redirect(redirect_to);
         let (shared, meta, this) = (self.shared.clone(), meta.clone(), self.clone());
         self.in_background("recovery", async move {
@@ -298,7 +332,7 @@ impl Mail {
         let email = validate::email(email)?;
         let data = data.filter(|d| !d.is_null()).unwrap_or_else(|| json!({}));
         validate::user_metadata(&data)?;
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("mail", &email, meta).await?;
         let redirect = self.redirect(redirect_to);
         let (shared, meta, this) = (self.shared.clone(), meta.clone(), self.clone());
         self.in_background("magic_link", async move {
@@ -346,7 +380,7 @@ impl Mail {
             return Err(Error::invalid("type", "must be signup or email_change"));
         }
         let email = validate::email(email)?;
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("mail", &email, meta).await?;
         let redirect = self.redirect(redirect_to);
         let (shared, meta) = (self.shared.clone(), meta.clone());
         self.in_background("resend", async move {
@@ -377,17 +411,29 @@ impl Mail {
                             &[Purpose::EmailChangeCurrent.as_str()],
                         )
                         .await?;
-                    match pending.and_then(|t| t.new_email) {
+                    // Only this account's own pending change.
+                    match pending
+                        .filter(|t| t.user_id == user.id)
+                        .and_then(|t| t.new_email)
+                    {
                         Some(new_email) => {
+                            let current = user.email.clone().unwrap_or_default();
+                            let mut tx = shared.store.begin().await?;
                             Self::send_email_change(
                                 &shared,
+                                &mut tx,
                                 &user,
-                                &email,
+                                &current,
                                 &new_email,
                                 Some(redirect),
                                 &meta,
                             )
-                            .await
+                            .await?;
+                            tx.commit().await?;
+                            if let Some(postbox) = &shared.postbox {
+                                postbox.wake.notify_one();
+                            }
+                            Ok(())
                         }
                         None => Ok(()),
                     }
@@ -403,7 +449,7 @@ impl Mail {
     pub async fn request_unlock(&self, email: &str, meta: &RequestMeta) -> Result<(), Error> {
         self.postbox()?;
         let email = validate::email(email)?;
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("unlock", &email, meta).await?;
         let redirect = self.redirect(None);
         let (shared, meta) = (self.shared.clone(), meta.clone());
         self.in_background("unlock", async move {
@@ -444,7 +490,8 @@ impl Mail {
         if user.email_confirmed_at.is_none() {
             return Err(Error::EmailNotConfirmed);
         }
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("reauthenticate", &user.id.to_string(), meta)
+            .await?;
         Self::send(
             &self.shared,
             user,
@@ -521,6 +568,7 @@ impl Mail {
                     Purpose::EmailChangeCurrent => Purpose::EmailChangeNew,
                     _ => Purpose::EmailChangeCurrent,
                 };
+                tx.lock_user(user.id).await?;
                 let sibling = tx
                     .latest_one_time_token(user.id, other.as_str(), token.created_at)
                     .await?;
@@ -574,19 +622,35 @@ impl Mail {
                         .change_user(&mut tx, user.id, &change, None, false, at)
                         .await?;
                     user.email_confirmed_at = Some(at);
+                    // An unconfirmed account's password was never proven: whoever signed
+                    // the address up may not be its owner. A confirmation keeps the
+                    // password of the sign-up it was mailed for; any other first proof
+                    // of the address (a magic link, an invitation, a recovery) leaves none.
+                    let password = match purpose {
+                        Purpose::Signup => token
+                            .password_hash
+                            .as_deref()
+                            .or(user.password_hash.as_deref()),
+                        _ => None,
+                    };
+                    tx.set_password_hash(user.id, password).await?;
+                    user.password_hash = password.map(str::to_owned);
                 }
             }
         }
         if let (true, Some(flow)) = (want_auth_code, token.flow_state_id) {
             let code =
                 SecretString::from(crate::crypto::b64url(&crate::crypto::random_bytes::<32>()?));
-            if tx
+            if !tx
                 .issue_flow_auth_code(flow, user.id, &sha256(code.expose_secret().as_bytes()), at)
                 .await?
             {
-                tx.commit().await?;
-                return Ok(VerifyOutcome::AuthCode { code, redirect_to });
+                // The flow is gone (or was already completed): no silent fallback to a
+                // session in the URL.
+                return Err(Error::FlowStateNotFound);
             }
+            tx.commit().await?;
+            return Ok(VerifyOutcome::AuthCode { code, redirect_to });
         }
         tx.record_sign_in(user.id, at).await?;
         user.last_sign_in_at = Some(at);
@@ -638,26 +702,33 @@ impl Mail {
                 {
                     return Err(Error::OtpInvalid);
                 }
-                let found = shared
+                // Every live token of these purposes (a sign-up's confirmation and a magic
+                // link may both be out): the code matches one, or counts against each.
+                let mut live: Vec<_> = shared
                     .store
-                    .find_one_time_token_by_email(email, &purposes)
-                    .await?;
-                let token = found.ok_or(Error::OtpInvalid)?;
-                if token.expires_at.get() <= now {
-                    return Err(Error::OtpInvalid);
-                }
-                if !postbox.code_matches(&token, code) {
+                    .find_one_time_tokens_by_email(email, &purposes)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.expires_at.get() > now)
+                    .collect();
+                let Some(matched) = live.iter().position(|t| postbox.code_matches(t, code)) else {
                     let mut tx = shared.store.begin().await?;
-                    let attempts = tx
-                        .count_wrong_code(token.id, postbox.settings.max_wrong_codes, now.into())
-                        .await?;
-                    tx.commit().await?;
-                    if attempts >= postbox.settings.max_wrong_codes {
-                        tracing::info!(token = %token.id, "one-time token voided after too many wrong codes");
+                    for token in &live {
+                        let attempts = tx
+                            .count_wrong_code(
+                                token.id,
+                                postbox.settings.max_wrong_codes,
+                                now.into(),
+                            )
+                            .await?;
+                        if attempts >= postbox.settings.max_wrong_codes {
+                            tracing::info!(token = %token.id, "one-time token voided after too many wrong codes");
+                        }
                     }
+                    tx.commit().await?;
                     return Err(Error::OtpInvalid);
-                }
-                token
+                };
+                live.swap_remove(matched)
             }
         };
         if token.expires_at.get() <= now {
@@ -677,106 +748,152 @@ impl Mail {
         pkce::exchange(&self.shared, auth_code, verifier, meta).await
     }
 
-    /// A sign-up when addresses are confirmed: see [`SignedUp`].
+    /// A sign-up when addresses are confirmed: see [`SignedUp`]. Every sign-up is
+    /// checked the same way (limits, every field, the password policy) and costs the same
+    /// (one hash, one transaction) before its address decides what is written, so the
+    /// answer tells nothing about who has an account.
     pub(crate) async fn sign_up_confirming(
         &self,
-        accounts: &crate::Accounts,
         input: crate::SignUp,
         redirect_to: Option<&str>,
         pkce: Option<Pkce>,
         meta: &RequestMeta,
     ) -> Result<SignedUp, Error> {
         let shared = &self.shared;
+        shared
+            .limit(Bucket::SignupIp, meta.source.as_deref())
+            .await?;
         let email = validate::email(&input.email)?;
-        self.limit_mail(&email, meta).await?;
+        self.limit_mail("mail", &email, meta).await?;
+        let planned = shared
+            .plan_account(
+                crate::accounts::signup_account(input, false),
+                true,
+                false,
+                true,
+            )
+            .await?;
         let redirect = self.redirect(redirect_to);
-        if let Some(existing) = shared.store.find_user_by_email(&email).await? {
-            // Whatever happens next costs what a new account costs: one hash.
-            let _ = shared.identity.verify_password(None, &input.password).await;
-            if existing.email_confirmed_at.is_none() {
-                // Pending: mail the confirmation again (GoTrue keeps the first data).
-                Self::send(
-                    shared,
-                    &existing,
-                    Mailing {
+        let postbox = self.postbox()?.clone();
+        let now = shared.now();
+        // What answers: the planned account, whether or not it is written.
+        let answer = planned_record(&planned);
+        let existing = shared.store.find_user_by_email(&email).await?;
+        let flow = match &existing {
+            None => self.start_flow(pkce.as_ref(), Purpose::Signup).await?,
+            Some(_) => None,
+        };
+        let mut tx = shared.store.begin().await?;
+        let signed_up = match existing {
+            None => {
+                let user = tx.create_user(&planned).await?;
+                let event = shared.audit_record(
+                    "user.signup",
+                    Some(user.id),
+                    Some(user.id),
+                    meta,
+                    json!({ "confirmation": "mailed" }),
+                );
+                tx.insert_audit_event(&event).await?;
+                let to = user.email.clone().unwrap_or_default();
+                let issued = postbox.issue(
+                    user.id,
+                    &Mailing {
                         purpose: Purpose::Signup,
-                        to: &email,
+                        to: &to,
                         new_email: None,
-                        flow: None,
+                        flow,
                         redirect_to: Some(redirect),
                     },
-                    meta,
-                )
-                .await?;
-                return Ok(SignedUp::Pending(Box::new(existing)));
+                    now,
+                )?;
+                postbox
+                    .send_token(&mut tx, &issued, Purpose::Signup, now)
+                    .await?;
+                SignedUp::Pending(Box::new(user))
             }
-            let stand_in = stand_in(shared.now(), &email, input.user_metadata.clone());
-            let (shared, meta) = (shared.clone(), meta.clone());
-            self.in_background("existing_account", async move {
-                let postbox = shared.postbox.as_ref().ok_or(Error::MailNotConfigured)?;
-                let now = shared.now();
-                let issued = postbox.issue(
-                    existing.id,
+            Some(pending) if pending.email_confirmed_at.is_none() => {
+                // Confirmed by whoever reads the mail, with the password of the sign-up
+                // that asked for it: whoever pre-registered the address keeps nothing.
+                let to = pending.email.clone().unwrap_or_default();
+                let mut issued = postbox.issue(
+                    pending.id,
                     &Mailing {
-                        purpose: Purpose::Recovery,
-                        to: &email,
+                        purpose: Purpose::Signup,
+                        to: &to,
                         new_email: None,
                         flow: None,
                         redirect_to: Some(redirect),
                     },
                     now,
                 )?;
+                issued
+                    .record
+                    .password_hash
+                    .clone_from(&planned.password_hash);
+                postbox
+                    .send_token(&mut tx, &issued, Purpose::Signup, now)
+                    .await?;
+                let event = shared.audit_record(
+                    "user.signup_again",
+                    None,
+                    Some(pending.id),
+                    meta,
+                    json!({}),
+                );
+                tx.insert_audit_event(&event).await?;
+                SignedUp::Pending(Box::new(answer))
+            }
+            Some(existing) => {
+                // Tell the owner, with a way back in (a recovery code and link).
+                let to = existing.email.clone().unwrap_or_default();
+                let issued = postbox.issue(
+                    existing.id,
+                    &Mailing {
+                        purpose: Purpose::Recovery,
+                        to: &to,
+                        new_email: None,
+                        flow: None,
+                        redirect_to: Some(redirect),
+                    },
+                    now,
+                )?;
+                tx.insert_one_time_token(&issued.record).await?;
                 let link = postbox.link(&issued, Purpose::Recovery);
-                let context = postbox.context(&email, None, issued.code.expose_secret(), &link);
+                let context = postbox.context(&to, None, issued.code.expose_secret(), &link);
+                postbox
+                    .enqueue(&mut tx, Kind::ExistingAccount, &to, &context, now)
+                    .await?;
                 let event = shared.audit_record(
                     "user.signup_attempt_existing",
                     None,
                     Some(existing.id),
-                    &meta,
+                    meta,
                     json!({}),
                 );
-                let mut tx = shared.store.begin().await?;
-                tx.insert_one_time_token(&issued.record).await?;
-                postbox
-                    .enqueue(&mut tx, Kind::ExistingAccount, &email, &context, now)
-                    .await?;
                 tx.insert_audit_event(&event).await?;
-                tx.commit().await?;
-                postbox.wake.notify_one();
-                Ok(())
-            });
-            return Ok(SignedUp::Obfuscated(Box::new(stand_in)));
-        }
-        let flow = self.start_flow(pkce.as_ref(), Purpose::Signup).await?;
-        let user = accounts.sign_up_unconfirmed(input, meta).await?;
-        Self::send(
-            shared,
-            &user,
-            Mailing {
-                purpose: Purpose::Signup,
-                to: &email,
-                new_email: None,
-                flow,
-                redirect_to: Some(redirect),
-            },
-            meta,
-        )
-        .await?;
-        Ok(SignedUp::Pending(Box::new(user)))
+                SignedUp::Obfuscated(Box::new(answer))
+            }
+        };
+        tx.commit().await?;
+        postbox.wake.notify_one();
+        Ok(signed_up)
     }
 
-    /// A secure email change: a confirmation to the current address and one to the new;
-    /// the address changes when both are redeemed.
-    pub(crate) async fn start_email_change(
+    /// A secure email change, in the caller's transaction: a confirmation to the
+    /// current address and one to the new; the address changes when both are redeemed.
+    /// The caller wakes the courier ([`Mail::wake`]) after its commit.
+    pub(crate) async fn write_email_change(
         &self,
+        tx: &mut gatehouse_store::Transaction,
         user: &UserRecord,
         new_email: &str,
         meta: &RequestMeta,
     ) -> Result<EmailChangeStarted, Error> {
         let current = user.email.clone().unwrap_or_default();
-        self.limit_mail(new_email, meta).await?;
         Self::send_email_change(
             &self.shared,
+            tx,
             user,
             &current,
             new_email,
@@ -789,8 +906,26 @@ impl Mail {
         })
     }
 
+    /// The limit on email changes to `new_email`, checked before the change's transaction.
+    pub(crate) async fn limit_email_change(
+        &self,
+        new_email: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        self.postbox()?;
+        self.limit_mail("mail", new_email, meta).await
+    }
+
+    /// Wakes this process's courier: a message was queued and committed.
+    pub(crate) fn wake(&self) {
+        if let Some(postbox) = &self.shared.postbox {
+            postbox.wake.notify_one();
+        }
+    }
+
     async fn send_email_change(
         shared: &Shared,
+        tx: &mut gatehouse_store::Transaction,
         user: &UserRecord,
         current: &str,
         new_email: &str,
@@ -806,7 +941,6 @@ impl Mail {
             meta,
             json!({}),
         );
-        let mut tx = shared.store.begin().await?;
         if !current.is_empty() {
             let to_current = postbox.issue(
                 user.id,
@@ -820,7 +954,7 @@ impl Mail {
                 now,
             )?;
             postbox
-                .send_token(&mut tx, &to_current, Purpose::EmailChangeCurrent, now)
+                .send_token(tx, &to_current, Purpose::EmailChangeCurrent, now)
                 .await?;
         }
         let to_new = postbox.issue(
@@ -835,11 +969,9 @@ impl Mail {
             now,
         )?;
         postbox
-            .send_token(&mut tx, &to_new, Purpose::EmailChangeNew, now)
+            .send_token(tx, &to_new, Purpose::EmailChangeNew, now)
             .await?;
         tx.insert_audit_event(&event).await?;
-        tx.commit().await?;
-        postbox.wake.notify_one();
         Ok(())
     }
 
@@ -936,7 +1068,7 @@ impl Mail {
         let postbox = self.postbox()?.clone();
         let shared = &self.shared;
         let email = validate::email(email)?;
-        let purpose = match kind {
+        let mut purpose = match kind {
             "signup" => Purpose::Signup,
             "invite" => Purpose::Invite,
             "magiclink" => Purpose::MagicLink,
@@ -978,6 +1110,12 @@ impl Mail {
                     user_metadata: data,
                 };
                 accounts.sign_up_unconfirmed(input, meta).await?
+            }
+            (None, Purpose::MagicLink) => {
+                // GoTrue makes the account and answers a sign-up link.
+                purpose = Purpose::Signup;
+                self.create_passwordless(&email, data.unwrap_or_else(|| json!({})), false, meta)
+                    .await?
             }
             (None, Purpose::Invite) => {
                 self.create_passwordless(&email, data.unwrap_or_else(|| json!({})), true, meta)
@@ -1033,10 +1171,7 @@ impl Mail {
     ) -> Result<UserRecord, Error> {
         let shared = &self.shared;
         let now = shared.now();
-        let mut app_metadata = json!({ "provider": "email", "providers": ["email"] });
-        if invited {
-            app_metadata["invited_at"] = json!(Timestamp::from(now).to_string());
-        }
+        let app_metadata = json!({ "provider": "email", "providers": ["email"] });
         let new = NewUser {
             id: new_id(now),
             email: email.to_owned(),
@@ -1160,30 +1295,28 @@ fn amr_method(purpose: Purpose, presented: &CodeOrLink) -> &'static str {
     }
 }
 
-/// What answers a sign-up with a taken address: shaped like a new, unconfirmed account.
-fn stand_in(now: time::OffsetDateTime, email: &str, data: Option<Value>) -> UserRecord {
-    let at: Timestamp = now.into();
+/// The account a sign-up planned, as a record: what answers it whether or not it was
+/// written (a taken address answers exactly like a new one).
+fn planned_record(new: &NewUser) -> UserRecord {
     UserRecord {
-        id: new_id(now),
-        email: Some(email.to_owned()),
-        username: None,
+        id: new.id,
+        email: Some(new.email.clone()),
+        username: new.username.clone(),
         phone: None,
         password_hash: None,
-        role: "user".to_owned(),
+        role: new.role.clone(),
         is_active: true,
         is_anonymous: false,
-        app_metadata: gatehouse_store::Json(json!({ "provider": "email", "providers": ["email"] })),
-        user_metadata: gatehouse_store::Json(
-            data.filter(|d| !d.is_null()).unwrap_or_else(|| json!({})),
-        ),
+        app_metadata: gatehouse_store::Json(new.app_metadata.clone()),
+        user_metadata: gatehouse_store::Json(new.user_metadata.clone()),
         email_confirmed_at: None,
         phone_confirmed_at: None,
         last_sign_in_at: None,
         banned_until: None,
         deleted_at: None,
-        created_at: at,
-        updated_at: at,
-        display_name: None,
+        created_at: new.created_at,
+        updated_at: new.created_at,
+        display_name: new.display_name.clone(),
         avatar_url: None,
         failed_sign_ins: 0,
         locked_at: None,

@@ -28,12 +28,13 @@ use crate::Error;
 
 /// Attempts before a message is given up on.
 pub const MAX_ATTEMPTS: i32 = 30;
-/// How long a claim holds a message (a send is bounded by the transport's timeout).
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claim holds a message: longer than one send can take (the transport's
+/// timeout is at most 5 minutes), so no other sender takes it while it is in flight.
+const LEASE: Duration = Duration::from_secs(600);
 /// How often the outbox is looked at when nothing woke the courier.
 const POLL: Duration = Duration::from_secs(1);
-/// Messages claimed at once.
-const BATCH: i64 = 20;
+/// Messages claimed at once: one, so a lease covers exactly one send.
+const BATCH: i64 = 1;
 
 pub(super) fn sealer(secret: &[u8]) -> Result<Sealer, Error> {
     Sealer::new(secret, "gatehouse outbox v1")
@@ -135,6 +136,17 @@ impl Courier {
             .await?;
         let mut pass = Pass::default();
         for row in claimed {
+            let ttl = time::Duration::try_from(self.postbox.settings.otp_ttl)
+                .unwrap_or(time::Duration::MINUTE * 10);
+            if row.created_at.get() + ttl < now {
+                // Its code and link have expired: delivering it now would only confuse.
+                tracing::warn!(id = %row.id, kind = %row.kind, "mail expired before it could be delivered; giving up on it");
+                self.store
+                    .mail_attempt_failed(row.id, "expired before delivery", None, now.into())
+                    .await?;
+                pass.failed += 1;
+                continue;
+            }
             let Some(message) = self.postbox.open(row.id, &row.sealed) else {
                 // Sealed under another instance secret (a restored database?): it can
                 // never be sent.

@@ -22,10 +22,30 @@ impl RedirectAllowlist {
         Self {
             patterns: patterns
                 .into_iter()
-                .map(|p| p.as_ref().trim().to_owned())
+                .map(|p| normalize_pattern(p.as_ref()))
                 .filter(|p| !p.is_empty())
                 .collect(),
         }
+    }
+
+    /// Whether `pattern` is one the allowlist can hold: an http(s) URL whose host has no
+    /// `**` (which would match across the host into the path).
+    pub fn check_pattern(pattern: &str) -> Result<(), &'static str> {
+        let pattern = normalize_pattern(pattern);
+        let Some((scheme, rest)) = pattern.split_once("://") else {
+            return Err("is not an http(s) URL");
+        };
+        if !matches!(scheme, "http" | "https") {
+            return Err("is not an http(s) URL");
+        }
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.contains("**") {
+            return Err("has ** in its host; use * for one label");
+        }
+        if host.is_empty() {
+            return Err("has no host");
+        }
+        Ok(())
     }
 
     /// The patterns.
@@ -52,13 +72,38 @@ impl RedirectAllowlist {
             .any(|pattern| matches_pattern(pattern, normalized))
     }
 
-    /// `requested` if allowed, else the site URL.
+    /// `requested`, normalized, if allowed, else the site URL.
     pub fn resolve(&self, requested: Option<&str>, site_url: &str) -> String {
         match requested.map(str::trim).filter(|r| !r.is_empty()) {
-            Some(r) if self.allows(r, site_url) => r.to_owned(),
+            Some(r) if self.allows(r, site_url) => match Url::parse(r) {
+                // Parsed form: punycode hosts and percent-encoded paths, so it is always a
+                // valid Location header.
+                Ok(url) => url.to_string(),
+                Err(_) => site_url.to_owned(),
+            },
             _ => site_url.to_owned(),
         }
     }
+}
+
+/// Lowercases a pattern's scheme and host (as parsed URLs have them) and makes a bare
+/// origin (`https://*.example.com`) cover its paths.
+fn normalize_pattern(pattern: &str) -> String {
+    let pattern = pattern.trim();
+    let Some((scheme, rest)) = pattern.split_once("://") else {
+        return pattern.to_owned();
+    };
+    let (host, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let path = if path.is_empty() { "/**" } else { path };
+    format!(
+        "{}://{}{}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase(),
+        path
+    )
 }
 
 fn matches_pattern(pattern: &str, candidate: &str) -> bool {
@@ -128,6 +173,19 @@ mod tests {
         assert!(list.allows("http://localhost:3000/auth/callback", SITE));
         assert!(!list.allows("http://localhost:3000/auth/callback/deeper", SITE));
         assert!(!list.allows("http://localhost:3001/auth/callback", SITE));
+    }
+
+    #[test]
+    fn patterns_are_normalized_and_checked() {
+        let list = RedirectAllowlist::new(["HTTPS://*.Example.com"]);
+        assert!(list.allows("https://app.example.com/deep/path", SITE));
+        assert!(!list.allows("https://evil.test/x.example.com/", SITE));
+        assert!(RedirectAllowlist::check_pattern("https://**.example.com/**").is_err());
+        assert!(RedirectAllowlist::check_pattern("javascript:alert(1)").is_err());
+        assert!(RedirectAllowlist::check_pattern("https://*.example.com/cb/*").is_ok());
+        let resolved = RedirectAllowlist::new(["https://books.example/**"])
+            .resolve(Some("https://books.example/a b"), SITE);
+        assert_eq!(resolved, "https://books.example/a%20b", "a valid Location");
     }
 
     #[test]

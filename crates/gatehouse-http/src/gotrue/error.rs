@@ -215,9 +215,9 @@ impl From<Error> for GoTrueError {
                 "A user with this email address has already been registered",
             ),
             Error::ReauthenticationInvalid => Self::new(
-                S::BAD_REQUEST,
+                S::UNPROCESSABLE_ENTITY,
                 "reauthentication_not_valid",
-                "Requires reauthentication",
+                "Nonce has expired or is invalid",
             ),
             Error::FlowStateNotFound => Self::new(
                 S::NOT_FOUND,

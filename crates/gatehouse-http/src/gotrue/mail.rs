@@ -162,7 +162,8 @@ fn link_type(kind: Option<&str>) -> Result<LinkType, GoTrueError> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmailChangeAccepted {
     pub msg: &'static str,
-    pub code: u16,
+    /// `"200"`, a string, as GoTrue sends it (supabase-py tells this answer by it).
+    pub code: &'static str,
 }
 
 const EMAIL_CHANGE_ACCEPTED: &str =
@@ -224,7 +225,7 @@ pub async fn verify(
         VerifyOutcome::Session { grant, .. } => axum::Json(Session::of(&grant)).into_response(),
         VerifyOutcome::EmailChangePending { .. } => axum::Json(EmailChangeAccepted {
             msg: EMAIL_CHANGE_ACCEPTED,
-            code: 200,
+            code: "200",
         })
         .into_response(),
         VerifyOutcome::Unlocked { .. } => axum::Json(Empty {}).into_response(),
@@ -242,7 +243,6 @@ pub struct LinkParams {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,
-    pub redirect_to: Option<String>,
 }
 
 /// The page an emailed link opens: one button, which POSTs to `/verify/link`. Opening
@@ -255,31 +255,36 @@ pub struct LinkParams {
 pub async fn verify_page(State(state): State<AppState>, query: Query<LinkParams>) -> Response {
     let token = query.token.as_deref().unwrap_or_default();
     let kind = query.kind.as_deref().unwrap_or_default();
-    let redirect = state.gatehouse.mail.redirect(query.redirect_to.as_deref());
-    let (title, button) = match LinkType::parse(kind) {
-        Some(LinkType::Signup | LinkType::Confirmation) => {
+    // Where the button's POST will redirect: the token's own (allowed) redirect, so the
+    // CSP's form-action lets the browser follow it. Looking it up consumes nothing.
+    let redirect = match state.gatehouse.mail.link_redirect(token).await {
+        Ok(redirect) => redirect,
+        Err(err) => return GoTrueError::from(err).into_response(),
+    };
+    let (title, button) = match (LinkType::parse(kind), &redirect) {
+        (_, None) | (None, _) => ("This link has expired", ""),
+        (Some(LinkType::Signup | LinkType::Confirmation), _) => {
             ("Confirm your email", "Confirm my email")
         }
-        Some(LinkType::Recovery) => ("Reset your password", "Continue"),
-        Some(LinkType::Invite) => ("Accept the invitation", "Accept"),
-        Some(LinkType::EmailChange) => ("Confirm the email change", "Confirm"),
-        Some(LinkType::Unlock) => ("Unlock your account", "Unlock"),
-        Some(LinkType::MagicLink | LinkType::Email) => ("Sign in", "Sign in"),
-        None => ("Link not valid", ""),
+        (Some(LinkType::Recovery), _) => ("Reset your password", "Continue"),
+        (Some(LinkType::Invite), _) => ("Accept the invitation", "Accept"),
+        (Some(LinkType::EmailChange), _) => ("Confirm the email change", "Confirm"),
+        (Some(LinkType::Unlock), _) => ("Unlock your account", "Unlock"),
+        (Some(LinkType::MagicLink | LinkType::Email), _) => ("Sign in", "Sign in"),
     };
     let form = if button.is_empty() {
-        "<p>This link is not valid. Ask for a new one.</p>".to_owned()
+        "<p>This link is not valid any more: it was used, replaced by a newer one, or it \
+         expired. Ask for a new one.</p>"
+            .to_owned()
     } else {
         format!(
             "<form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"token\" value=\"{token}\">\
              <input type=\"hidden\" name=\"type\" value=\"{kind}\">\
-             <input type=\"hidden\" name=\"redirect_to\" value=\"{redirect}\">\
              <button type=\"submit\">{button}</button></form>",
             action = super::PREFIX.to_owned() + "/verify/link",
             token = escape(token),
             kind = escape(kind),
-            redirect = escape(&redirect),
         )
     };
     let html = format!(
@@ -292,7 +297,7 @@ pub async fn verify_page(State(state): State<AppState>, query: Query<LinkParams>
     );
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
-        origin_of(&redirect)
+        redirect.as_deref().map(origin_of).unwrap_or_default()
     );
     let mut response = (StatusCode::OK, html).into_response();
     let headers = response.headers_mut();
@@ -310,9 +315,9 @@ pub async fn verify_page(State(state): State<AppState>, query: Query<LinkParams>
 /// The origin of `url`, for the CSP (after a form POST the browser follows our redirect
 /// there); empty when it has none.
 fn origin_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => u.origin().ascii_serialization().replace("null", ""),
-        Err(_) => String::new(),
+    match url::Url::parse(url).map(|u| u.origin()) {
+        Ok(origin) if origin.is_tuple() => origin.ascii_serialization(),
+        _ => String::new(),
     }
 }
 
@@ -338,6 +343,7 @@ fn escape(s: &str) -> String {
 )]
 pub async fn verify_link(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ClientMeta(meta): ClientMeta,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -367,6 +373,16 @@ pub async fn verify_link(
             "redirect_to" => requested = Some(value.into_owned()),
             _ => {}
         }
+    }
+    // Only our page posts here: a cross-site form (login CSRF: signing the victim's
+    // browser into the attacker's account with the attacker's own link) is refused.
+    if cross_site(&headers, &state.gatehouse.settings().public_url) {
+        return GoTrueError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "This form is only accepted from gatehouse's own page",
+        )
+        .into_response();
     }
     let mail = &state.gatehouse.mail;
     // What did not come from our page is an API error, not a redirect.
@@ -438,13 +454,30 @@ pub async fn verify_link(
         }
     };
     let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
+    let location = HeaderValue::from_str(&location)
+        .or_else(|_| HeaderValue::from_str(strip_fragment(&fallback)));
+    if let Ok(value) = location {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A browser's cross-site POST: an `Origin` other than ours, or `Sec-Fetch-Site:
+/// cross-site`. (Browsers send both on form posts; other clients send neither.)
+fn cross_site(headers: &axum::http::HeaderMap, public_url: &str) -> bool {
+    let ours = origin_of(public_url);
+    let foreign_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| origin != ours);
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"));
+    foreign_origin || fetch_site
 }
 
 fn strip_fragment(url: &str) -> &str {
@@ -613,7 +646,7 @@ pub struct GeneratedLink {
 /// Make a link and code as a mail would carry them, without sending (supabase-js
 /// `auth.admin.generateLink`; the service role only).
 #[utoipa::path(
-    operation_id = "supabase_generate_link", post, path = "/admin/generate_link", tag = "supabase", security(("bearer" = [])), request_body = GenerateLinkBody,
+    operation_id = "supabase_generate_link", post, path = "/admin/generate_link", tag = "supabase", security(("bearer" = [])), params(RedirectParams), request_body = GenerateLinkBody,
     responses(
         (status = 200, description = "The user with action_link, email_otp, hashed_token, verification_type, redirect_to", body = GeneratedLink),
         (status = 400, description = "validation_failed"),
@@ -626,6 +659,7 @@ pub async fn generate_link(
     State(state): State<AppState>,
     _: ServiceRole,
     ClientMeta(meta): ClientMeta,
+    query: Query<RedirectParams>,
     Json(body, _): Json<GenerateLinkBody, GoTrue>,
 ) -> Result<axum::Json<GeneratedLink>, GoTrueError> {
     let kind = required(body.kind, "A link type is required")?;
@@ -640,7 +674,8 @@ pub async fn generate_link(
             body.password.map(SecretString::from),
             body.new_email.as_deref(),
             body.data,
-            body.redirect_to.as_deref(),
+            // The clients send it as the query parameter; the body's is GoTrue's too.
+            query.redirect_to.as_deref().or(body.redirect_to.as_deref()),
             &meta,
         )
         .await

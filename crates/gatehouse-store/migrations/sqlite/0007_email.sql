@@ -7,7 +7,9 @@
 -- token as its SHA-256 (256 random bits need no key). Single use: consumed_at is set by
 -- the one UPDATE that redeems it (and redeemed_at with it: a voided token has consumed_at
 -- alone); a wrong code counts in attempts, and at the limit the token is void. A new token
--- of the same user and purpose voids the older ones.
+-- of the same user and purpose voids the older ones. A sign-up's confirmation carries the
+-- password hash of the sign-up that asked for it, set on the account when it is redeemed,
+-- so that whoever pre-registered an address cannot keep a password in its account.
 CREATE TABLE one_time_tokens (
     id            BLOB PRIMARY KEY,
     user_id       BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -19,6 +21,7 @@ CREATE TABLE one_time_tokens (
     attempts      INTEGER NOT NULL DEFAULT 0,
     flow_state_id BLOB,
     redirect_to   TEXT,
+    password_hash TEXT,
     created_at    TEXT NOT NULL,
     expires_at    TEXT NOT NULL,
     consumed_at   TEXT,

@@ -192,15 +192,15 @@ impl MailConfig {
             None => public_url.as_str().trim_end_matches('/').to_owned(),
         };
         let redirect_urls = list(args.redirect_urls.as_ref(), |pattern| {
-            let probe = pattern.replace("**", "x").replace('*', "x");
-            match url::Url::parse(&probe) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(pattern.to_owned()),
-                _ => Err(err(
-                    "GATEHOUSE_REDIRECT_URLS",
-                    "redirect-urls",
-                    format!("{pattern:?} is not an http(s) URL pattern"),
-                )),
-            }
+            RedirectAllowlist::check_pattern(pattern)
+                .map(|()| pattern.to_owned())
+                .map_err(|problem| {
+                    err(
+                        "GATEHOUSE_REDIRECT_URLS",
+                        "redirect-urls",
+                        format!("{pattern:?} {problem}"),
+                    )
+                })
         })?;
         let mut core = CoreMailSettings::new(from, site_url, templates);
         core.redirect_urls = RedirectAllowlist::new(redirect_urls);
