@@ -130,6 +130,19 @@ export async function followLink(link) {
   });
 }
 
+/** The page's POST without the page (a used link's page has no form): token and type
+ * from the link. */
+export async function postLink(link) {
+  const url = new URL(link);
+  const fields = { token: url.searchParams.get('token'), type: url.searchParams.get('type') };
+  return fetch(new URL('/auth/v1/verify/link', url), {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
+}
+
 const unescapeHtml = (s) =>
   s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pydantic
 import pytest
 from supabase import ClientOptions, create_client
 from supabase_auth.errors import AuthApiError
@@ -249,18 +248,10 @@ def test_admin_generate_link_signup_confirms_on_verify():
     assert client().auth.sign_in_with_password({"email": address, "password": PASSWORD}).session
 
 
-# GoTrue behaviour that gatehouse does not match yet: strict xfails, each expecting the
-# error it fails with now, so a fix turns it into a failure (drop the marker then) and any
-# other error is reported as one.
+# GoTrue behaviour gatehouse once differed in: the email change's first half answers code
+# "200" as a string, and generate_link reads ?redirect_to= as supabase-py sends it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pydantic.ValidationError,
-    reason="the first half of an email change answers {msg, code: 200} with code a number; GoTrue sends "
-    'code "200", a string, and supabase-py 2.34.1 only recognises the string (else it parses a User and '
-    "raises pydantic's ValidationError)",
-)
 def test_email_change_both_halves_with_verify_otp():
     address = confirmed_user("py-change")
     c = client()
@@ -275,12 +266,6 @@ def test_email_change_both_halves_with_verify_otp():
     assert done.user.email == new_address
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="supabase-py sends generate_link's redirect_to as ?redirect_to=, which GoTrue reads and "
-    "gatehouse ignores (it reads only a redirect_to in the JSON body)",
-)
 def test_admin_generate_link_honours_redirect_to():
     address = confirmed_user("py-generated-redirect")
     link = admin().generate_link({"type": "magiclink", "email": address, "options": {"redirect_to": f"{APP}/in"}})

@@ -253,13 +253,19 @@ impl Postbox {
 
     /// The link of a token: our verification page, which redeems it only on a POST.
     pub fn link(&self, issued: &Issued, purpose: Purpose) -> String {
-        // Where it leads is stored with the token, not carried in the link.
-        format!(
+        let mut url = format!(
             "{}/auth/v1/verify?token={}&type={}",
             self.public_url,
             issued.link_token.expose_secret(),
             purpose.verification_type(),
-        )
+        );
+        // For the reader (GoTrue's links carry it too); where the link leads is what is
+        // stored with the token.
+        if let Some(redirect) = &issued.record.redirect_to {
+            url.push_str("&redirect_to=");
+            url.extend(url::form_urlencoded::byte_serialize(redirect.as_bytes()));
+        }
+        url
     }
 
     /// Stores `issued` and queues its message, in `tx`.
