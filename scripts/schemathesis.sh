@@ -15,7 +15,8 @@ bin="$root/target/debug/gatehouse"
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export DATABASE_URL="sqlite://$work/gatehouse.db" GATEHOUSE_ADDR="127.0.0.1:$port" \
-  GATEHOUSE_PUBLIC_URL="http://127.0.0.1:$port" GATEHOUSE_RATE_LIMITS=false GATEHOUSE_LOG=warn
+  GATEHOUSE_PUBLIC_URL="http://127.0.0.1:$port" GATEHOUSE_RATE_LIMITS=false GATEHOUSE_LOG=warn \
+  GATEHOUSE_MAILER="file:$work/mail"
 base="http://127.0.0.1:$port"
 password="quartz-Lantern-47-orbit"
 printf '%s\n' "$password" | "$bin" user create --email admin@example.com --role admin --password-stdin >/dev/null

@@ -329,12 +329,25 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The form of the link's page (read field by field: anything else is ignored).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyLinkForm {
+    /// The link's token.
+    token: String,
+    /// The link's type.
+    #[schema(rename = "type")]
+    kind: String,
+    /// Where to go after an error when the token is unknown.
+    redirect_to: Option<String>,
+}
+
 /// The button of the link's page: redeems the token and sends the browser on (303) to
 /// the allowed redirect — with the session in the fragment (implicit flow), a `?code=`
 /// for a PKCE flow, or the error in the fragment, as GoTrue's `GET /verify` does.
 #[utoipa::path(
     operation_id = "supabase_verify_link", post, path = "/verify/link", tag = "supabase",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token, type, redirect_to"),
+    request_body(content = VerifyLinkForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "To redirect_to with #access_token=…, ?code=…, or #error=…"),
         (status = 400, description = "validation_failed: no token or type in the form"),

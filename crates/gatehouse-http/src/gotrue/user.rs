@@ -72,7 +72,7 @@ impl SignupBody {
 #[utoipa::path(
     operation_id = "supabase_signup", post, path = "/signup", tag = "supabase", params(super::mail::RedirectParams), request_body = SignupBody,
     responses(
-        (status = 200, description = "A session (auto-confirmed), or the user (confirmation mailed)", body = Session),
+        (status = 200, description = "A session (auto-confirmed), or the user (confirmation mailed)", body = SignupAnswer),
         (status = 400, description = "validation_failed or bad_json"),
         (status = 422, description = "user_already_exists, weak_password (with weak_password.reasons), anonymous_provider_disabled"),
     )
@@ -94,11 +94,20 @@ pub async fn signup(
         .accounts
         .sign_up_confirming(input, query.redirect_to.as_deref(), pkce, &meta)
         .await?;
-    Ok(match signed_up {
-        SignedUp::Session(grant) => axum::Json(Session::of(&grant)).into_response(),
-        SignedUp::Pending(user) => axum::Json(User::from(&*user)).into_response(),
-        SignedUp::Obfuscated(user) => axum::Json(User::obfuscated(&user)).into_response(),
+    Ok(axum::Json(match signed_up {
+        SignedUp::Session(grant) => SignupAnswer::Session(Session::of(&grant)),
+        SignedUp::Pending(user) => SignupAnswer::User(User::from(&*user)),
+        SignedUp::Obfuscated(user) => SignupAnswer::User(User::obfuscated(&user)),
     })
+    .into_response())
+}
+
+/// What a sign-up answers: a session when confirmed at once, else the user.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignupAnswer {
+    Session(Session),
+    User(User),
 }
 
 /// `?grant_type=`.
