@@ -16,9 +16,12 @@
 //! The flows themselves are the [`Mail`] service ([`flows`]).
 
 mod flows;
+mod invite;
 pub mod outbox;
 pub mod pkce;
 mod redirect;
+mod signup;
+mod verify;
 
 pub use flows::{
     CodeOrLink, EmailChangeStarted, GeneratedLink, LinkType, Mail, SignedUp, VerifyOutcome,
