@@ -509,17 +509,9 @@ impl Admin {
     ) -> Result<UserRecord, Error> {
         self.limit(actor).await?;
         let user = self.get_user(id).await?;
-        let mut identifiers = Vec::new();
-        if let Some(email) = &user.email {
-            identifiers.push(crate::Identifier::Email(email.clone()).failure_key());
-        }
-        if let Some(username) = &user.username {
-            identifiers.push(crate::Identifier::Username(username.clone()).failure_key());
-        }
         let details = json!({ "was_locked": user.locked_at.is_some(), "failed_sign_ins": user.failed_sign_ins, "via": actor.via() });
         let mut tx = self.shared.store.begin().await?;
-        tx.reset_user_failures(id, true).await?;
-        tx.clear_all_sign_in_failures(&identifiers).await?;
+        crate::protection::lift_hard_stop(&mut tx, &user).await?;
         let events = vec![("admin.user_unlocked", details)];
         self.write_audit(&mut tx, actor, id, meta, events).await?;
         tx.commit().await?;

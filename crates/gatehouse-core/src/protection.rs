@@ -19,6 +19,7 @@ use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::crypto::{b64url, b64url_decode, hmac_sha256, hmac_sha256_verify, random_bytes, sha256};
 use crate::Error;
+use gatehouse_store::UserRecord;
 
 /// How failed sign-ins are slowed and stopped.
 #[derive(Debug, Clone)]
@@ -349,6 +350,21 @@ impl AccountGuard {
         }
         Ok(())
     }
+}
+
+/// Lifts the hard stop on `user` and forgets the failures counted under its identifiers,
+/// in `tx`: what an admin's unlock and an owner's mailed unlock link both do.
+pub(crate) async fn lift_hard_stop(tx: &mut Transaction, user: &UserRecord) -> Result<(), Error> {
+    tx.reset_user_failures(user.id, true).await?;
+    let mut identifiers = Vec::new();
+    if let Some(email) = &user.email {
+        identifiers.push(crate::Identifier::Email(email.clone()).failure_key());
+    }
+    if let Some(username) = &user.username {
+        identifiers.push(crate::Identifier::Username(username.clone()).failure_key());
+    }
+    tx.clear_all_sign_in_failures(&identifiers).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod sink;
 #[cfg(feature = "testing")]
 pub use sink::{Received, SmtpSink};
 pub use templates::{Rendered, Templates};
-pub use transport::{mask_smtp_url, SmtpTransport, Transport};
+pub use transport::{check_from, mask_smtp_url, SmtpTransport, Transport};
 
 use serde::{Deserialize, Serialize};
 

@@ -196,6 +196,14 @@ pub fn mask_smtp_url(url: &str) -> String {
     }
 }
 
+/// Whether `from` is a usable `From` (`Name <addr@host>` or `addr@host`), for checking the
+/// configuration at start-up instead of failing every send.
+pub fn check_from(from: &str) -> Result<(), String> {
+    from.parse::<Mailbox>()
+        .map(|_| ())
+        .map_err(|err| format!("{from:?} is not a mailbox: {err}"))
+}
+
 /// The wall clock, read only here: the Date header and the file name are the moment of
 /// sending, and this crate stands below gatehouse-core's Clock.
 #[allow(clippy::disallowed_methods)]

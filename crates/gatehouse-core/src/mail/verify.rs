@@ -59,15 +59,7 @@ impl Mail {
         tx.insert_audit_event(&event).await?;
         match purpose {
             Purpose::Unlock => {
-                tx.reset_user_failures(user.id, true).await?;
-                let mut identifiers = Vec::new();
-                if let Some(email) = &user.email {
-                    identifiers.push(crate::Identifier::Email(email.clone()).failure_key());
-                }
-                if let Some(name) = &user.username {
-                    identifiers.push(crate::Identifier::Username(name.clone()).failure_key());
-                }
-                tx.clear_all_sign_in_failures(&identifiers).await?;
+                crate::protection::lift_hard_stop(&mut tx, &user).await?;
                 tx.commit().await?;
                 return Ok(VerifyOutcome::Unlocked { redirect_to });
             }

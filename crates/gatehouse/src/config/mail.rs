@@ -164,13 +164,8 @@ impl MailConfig {
             .filter(|f| !f.is_empty())
         {
             Some(from) => {
-                if !from.contains('@') || from.contains(['\r', '\n']) {
-                    return Err(err(
-                        "GATEHOUSE_MAIL_FROM",
-                        "mail-from",
-                        format!("{from:?} is not an address"),
-                    ));
-                }
+                gatehouse_mail::check_from(from)
+                    .map_err(|problem| err("GATEHOUSE_MAIL_FROM", "mail-from", problem))?;
                 from.to_owned()
             }
             None => format!("no-reply@{}", public_url.host_str().unwrap_or("localhost")),
