@@ -305,6 +305,39 @@ impl Store {
         Ok(best)
     }
 
+    /// Wrong codes counted against `email`'s tokens of these purposes made since `since`:
+    /// the guessing budget across tokens (a new mail gives five more tries, not forever).
+    pub async fn wrong_codes_since(
+        &self,
+        email: &str,
+        purposes: &[&str],
+        since: Timestamp,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT coalesce(sum(attempts), 0) FROM one_time_tokens \
+             WHERE lower(email) = lower($1) AND purpose = $2 AND created_at >= $3";
+        let mut total = 0;
+        for purpose in purposes {
+            let n: i64 = with_pool!(self, pool => sqlx::query_scalar(SQL).bind(email).bind(*purpose).bind(since).fetch_one(pool).await?);
+            total += n;
+        }
+        Ok(total)
+    }
+
+    /// Forgets what mail left behind before `before`: used, voided or expired tokens,
+    /// unfinished PKCE flows, and messages given up on. Returns the rows removed.
+    pub async fn sweep_mail(&self, before: Timestamp) -> Result<u64, StoreError> {
+        const SQL: [&str; 3] = [
+            "DELETE FROM one_time_tokens WHERE (consumed_at IS NOT NULL OR expires_at < $1) AND created_at < $1",
+            "DELETE FROM flow_states WHERE created_at < $1",
+            "DELETE FROM mail_outbox WHERE failed_at IS NOT NULL AND failed_at < $1",
+        ];
+        let mut removed = 0;
+        for sql in SQL {
+            removed += with_pool!(self, pool => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected());
+        }
+        Ok(removed)
+    }
+
     /// Claims up to `limit` messages due at `now` for `lease`: a claimed message is not
     /// handed to another sender until `lease_until`, so a sender that dies mid-send has
     /// its messages picked up again after the lease.

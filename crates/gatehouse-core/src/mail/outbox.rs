@@ -96,9 +96,25 @@ impl Courier {
     /// down) is logged and retried at the next poll.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let wake: Arc<Notify> = self.postbox.wake.clone();
+        let mut last_sweep: Option<time::OffsetDateTime> = None;
         loop {
             if *stop.borrow() {
                 return;
+            }
+            let now = self.clock.now();
+            if last_sweep.is_none_or(|at| now - at > time::Duration::HOUR) {
+                last_sweep = Some(now);
+                match self
+                    .store
+                    .sweep_mail(Timestamp::from(now - time::Duration::DAY * 7))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(removed) => {
+                        tracing::info!(removed, "swept old one-time tokens, flows and failed mail")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "mail sweep failed"),
+                }
             }
             match self.pass().await {
                 Ok(pass) if pass.sent + pass.retried + pass.failed > 0 => {

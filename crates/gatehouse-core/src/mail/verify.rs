@@ -14,6 +14,10 @@ use crate::identity::check_usable;
 use crate::ratelimit::Bucket;
 use crate::Error;
 
+/// Wrong codes an address's tokens of one kind take in a day, across every mail (five per
+/// token): beyond, codes are refused and only the links work.
+pub const MAX_WRONG_CODES_A_DAY: i32 = 20;
+
 impl Mail {
     /// Redeems a code or a link. `want_auth_code`: the browser follows the link (our
     /// page's POST), so a PKCE flow answers with its auth code instead of a session.
@@ -199,6 +203,16 @@ impl Mail {
                     || email.len() > 320
                     || code.len() != 6
                     || !code.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(Error::OtpInvalid);
+                }
+                // The guessing budget across tokens: past it, only links work for a day.
+                let day_ago = now - time::Duration::DAY;
+                if shared
+                    .store
+                    .wrong_codes_since(email, &purposes, day_ago.into())
+                    .await?
+                    >= i64::from(MAX_WRONG_CODES_A_DAY)
                 {
                     return Err(Error::OtpInvalid);
                 }

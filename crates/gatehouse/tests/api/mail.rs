@@ -318,6 +318,48 @@ with_mail_on_both_backends! {
         assert_eq!(status, 403, "expired after GATEHOUSE_OTP_TTL");
     }
 
+    async fn a_day_s_guessing_budget_holds_across_new_mail(app: TestApp) {
+        app.create_account("ada@example.com", "user").await;
+        for n in 1..=4 {
+            v1(&app, "/otp", json!({"email": "ada@example.com"})).await;
+            let code = app.mail("ada@example.com", n).await.code().unwrap();
+            let wrong = if code == "000000" { "111111" } else { "000000" };
+            for _ in 0..5 {
+                v1(&app, "/verify", json!({"type": "email", "email": "ada@example.com", "token": wrong})).await;
+            }
+        }
+        v1(&app, "/otp", json!({"email": "ada@example.com"})).await;
+        let fifth = app.mail("ada@example.com", 5).await;
+        let (status, _) = v1(&app, "/verify", json!({"type": "email", "email": "ada@example.com", "token": fifth.code().unwrap()})).await;
+        assert_eq!(status, 403, "20 wrong codes in a day: codes are refused");
+        let (status, _) = v1(&app, "/verify", json!({"type": "magiclink", "token_hash": link_token(&fifth.link().unwrap())})).await;
+        assert_eq!(status, 200, "the link still works");
+    }
+
+    async fn the_sweep_forgets_spent_tokens_and_old_flows_but_not_live_ones(app: TestApp) {
+        app.create_account("ada@example.com", "user").await;
+        v1(&app, "/otp", json!({"email": "ada@example.com", "code_challenge": "a".repeat(43), "code_challenge_method": "plain"})).await;
+        let spent = app.mail("ada@example.com", 1).await;
+        v1(&app, "/verify", json!({"type": "email", "email": "ada@example.com", "token": spent.code().unwrap()})).await;
+        let count = |table: &'static str| {
+            let store = app.gatehouse.store().clone();
+            async move {
+                let sql = format!("SELECT count(*) FROM {table}");
+                let n: i64 = gatehouse_core::store::with_pool!(&store, pool => gatehouse_core::store::sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap());
+                n
+            }
+        };
+        assert_eq!((count("one_time_tokens").await, count("flow_states").await), (1, 1));
+        app.clock.advance(Duration::from_secs(8 * 24 * 3600));
+        v1(&app, "/otp", json!({"email": "ada@example.com"})).await;
+        app.mail("ada@example.com", 2).await;
+        let now = app.gatehouse.now();
+        // The courier sweeps hourly by the clock, so it may have done it already.
+        app.gatehouse.store().sweep_mail((now - time::Duration::days(7)).into()).await.unwrap();
+        assert_eq!(count("flow_states").await, 0, "the old flow is gone");
+        assert_eq!(count("one_time_tokens").await, 1, "the spent token is gone, the live one stays");
+    }
+
     async fn only_the_latest_mail_of_a_kind_works(app: TestApp) {
         v1(&app, "/signup", json!({"email": "ada@example.com", "password": PASSWORD})).await;
         let first = app.mail("ada@example.com", 1).await;
