@@ -124,6 +124,9 @@ pub(crate) async fn exchange(
     verifier: &str,
     meta: &RequestMeta,
 ) -> Result<SessionGrant, Error> {
+    shared
+        .limit(crate::ratelimit::Bucket::VerifyIp, meta.source.as_deref())
+        .await?;
     let (auth_code, verifier) = (auth_code.trim(), verifier.trim());
     if auth_code.is_empty() || verifier.is_empty() {
         return Err(Error::invalid(
