@@ -51,6 +51,8 @@ pub struct OwnChange {
     pub user_metadata: Option<Value>,
     /// A reauthentication code (`GET /reauthenticate`): the third proof.
     pub nonce: Option<SecretString>,
+    /// Where the email change's confirmation links lead (an allowed URL, else the site).
+    pub redirect_to: Option<String>,
 }
 
 /// What a checked own change brings to its transaction besides the row change: the new
@@ -60,6 +62,7 @@ struct Proofs<'a> {
     password: Option<&'a SecretString>,
     nonce_token: Option<uuid::Uuid>,
     email_change: Option<&'a str>,
+    redirect_to: Option<&'a str>,
 }
 
 /// What came of an [`OwnChange`].
@@ -432,6 +435,7 @@ impl Accounts {
                     password: own.password.as_ref(),
                     nonce_token,
                     email_change: email_change_pending.as_deref(),
+                    redirect_to: own.redirect_to.as_deref(),
                 },
                 via,
                 meta,
@@ -494,6 +498,7 @@ impl Accounts {
             password,
             nonce_token,
             email_change,
+            redirect_to,
         } = proofs;
         let shared = &self.shared;
         let user = principal.user.id;
@@ -507,7 +512,7 @@ impl Accounts {
         }
         let mail = crate::mail::Mail::new(shared.clone());
         if let Some(new_email) = email_change {
-            mail.write_email_change(&mut tx, &principal.user, new_email, meta)
+            mail.write_email_change(&mut tx, &principal.user, new_email, redirect_to, meta)
                 .await?;
         }
         if shared

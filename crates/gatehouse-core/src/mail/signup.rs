@@ -46,10 +46,8 @@ impl Mail {
         // What answers: the planned account, whether or not it is written.
         let answer = planned_record(&planned);
         let existing = shared.store.find_user_by_email(&email).await?;
-        let flow = match &existing {
-            None => self.start_flow(pkce.as_ref(), Purpose::Signup).await?,
-            Some(_) => None,
-        };
+        // Made whoever has the address, so every branch costs the same.
+        let flow = self.start_flow(pkce.as_ref(), Purpose::Signup).await?;
         let mut tx = shared.store.begin().await?;
         let signed_up = match existing {
             None => {
@@ -89,7 +87,7 @@ impl Mail {
                         purpose: Purpose::Signup,
                         to: &to,
                         new_email: None,
-                        flow: None,
+                        flow,
                         redirect_to: Some(redirect),
                     },
                     now,
@@ -155,6 +153,7 @@ impl Mail {
         tx: &mut gatehouse_store::Transaction,
         user: &UserRecord,
         new_email: &str,
+        redirect_to: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<EmailChangeStarted, Error> {
         let current = user.email.clone().unwrap_or_default();
@@ -164,7 +163,7 @@ impl Mail {
             user,
             &current,
             new_email,
-            Some(self.redirect(None)),
+            Some(self.redirect(redirect_to)),
             meta,
         )
         .await?;

@@ -266,7 +266,11 @@ pub struct UpdateUserBody {
 impl UpdateUserBody {
     /// The core's own-account change, `data` merged into `current` as GoTrue merges it; a
     /// phone is refused (gatehouse has no phone logins).
-    fn into_own_change(self, current: &Value) -> Result<OwnChange, GoTrueError> {
+    fn into_own_change(
+        self,
+        current: &Value,
+        redirect_to: Option<String>,
+    ) -> Result<OwnChange, GoTrueError> {
         if self.phone.as_deref().is_some_and(|p| !p.is_empty()) {
             return Err(GoTrueError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -279,6 +283,7 @@ impl UpdateUserBody {
             password: self.password.map(SecretString::from),
             current_password: self.current_password.map(SecretString::from),
             nonce: self.nonce.filter(|n| !n.is_empty()).map(SecretString::from),
+            redirect_to,
             user_metadata: self
                 .data
                 .filter(|d| !d.is_null())
@@ -294,7 +299,7 @@ impl UpdateUserBody {
 /// `GET /reauthenticate` mailed, or a sign-in (or redeemed code or link) within
 /// `GATEHOUSE_REAUTH_WINDOW` (GoTrue's secure password change, stricter: the email too).
 #[utoipa::path(
-    operation_id = "supabase_update_user", put, path = "/user", tag = "supabase", security(("bearer" = [])), request_body = UpdateUserBody,
+    operation_id = "supabase_update_user", put, path = "/user", tag = "supabase", security(("bearer" = [])), params(super::mail::RedirectParams), request_body = UpdateUserBody,
     responses(
         (status = 200, description = "The updated user", body = User),
         (status = 400, description = "reauthentication_needed (no current_password and an old sign-in), current_password_mismatch, validation_failed", content_type = "application/json",
@@ -307,9 +312,10 @@ pub async fn update_user(
     State(state): State<AppState>,
     UserJwt(principal): UserJwt,
     ClientMeta(meta): ClientMeta,
+    query: axum::extract::Query<super::mail::RedirectParams>,
     Json(body, _): Json<UpdateUserBody, GoTrue>,
 ) -> Result<axum::Json<User>, GoTrueError> {
-    let own = body.into_own_change(&principal.user.user_metadata.0)?;
+    let own = body.into_own_change(&principal.user.user_metadata.0, query.0.redirect_to)?;
     let changed = state
         .gatehouse
         .accounts

@@ -423,13 +423,18 @@ with_mail_on_both_backends! {
         app.create_account("ada@example.com", "user").await;
         let (_, session) = password_grant(&app, "ada@example.com", PASSWORD).await;
         let access = session["access_token"].as_str().unwrap().to_owned();
-        let changed = app.authed(Method::PUT, "/auth/v1/user", &access).json(&json!({"email": "ada@new.example"})).send().await.unwrap();
+        let back = format!("{}/changed", app.base);
+        let changed = app
+            .authed(Method::PUT, &format!("/auth/v1/user?redirect_to={}", url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()), &access)
+            .json(&json!({"email": "ada@new.example"})).send().await.unwrap();
         assert_eq!(changed.status(), 200);
         let user = body(changed).await;
         assert_eq!(user["email"], "ada@example.com", "not yet");
         assert_eq!(user["new_email"], "ada@new.example");
         let to_current = app.mail("ada@example.com", 1).await;
         let to_new = app.mail("ada@new.example", 1).await;
+        let leads_to = url::Url::parse(&to_new.link().unwrap()).unwrap().query_pairs().find(|(k, _)| k == "redirect_to").map(|(_, v)| v.into_owned());
+        assert_eq!(leads_to.as_deref(), Some(back.as_str()), "?redirect_to= of PUT /user (supabase-js emailRedirectTo)");
         let (status, first) = v1(&app, "/verify", json!({"type": "email_change", "token_hash": link_token(&to_current.link().unwrap())})).await;
         assert_eq!(status, 200);
         assert_eq!(first["code"], "200", "GoTrue's string: {first}");
