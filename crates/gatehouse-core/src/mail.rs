@@ -185,8 +185,19 @@ pub(crate) struct Postbox {
     sealer: Sealer,
     /// Wakes the courier of this process when a message is queued.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The work done after the answer (see `Mail::in_background`): how many tasks may
+    /// touch the database at once, and how many wait.
+    pub background: std::sync::Arc<tokio::sync::Semaphore>,
+    pub waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     public_url: String,
 }
+
+/// Tasks of mail work (after the answer) that run at once: fewer than the pool's
+/// connections, so they never wait out its acquire timeout.
+pub(crate) const BACKGROUND_AT_ONCE: usize = 4;
+/// Tasks that may wait for their turn; beyond, a request that would queue one is refused
+/// with 429 before any lookup (so the refusal says nothing about the address).
+pub(crate) const BACKGROUND_QUEUE: usize = 10_000;
 
 impl Postbox {
     pub fn new(settings: MailSettings, secret: &[u8], public_url: &str) -> Result<Self, Error> {
@@ -196,6 +207,8 @@ impl Postbox {
             code_key,
             sealer: outbox::sealer(secret)?,
             wake: std::sync::Arc::default(),
+            background: std::sync::Arc::new(tokio::sync::Semaphore::new(BACKGROUND_AT_ONCE)),
+            waiting: std::sync::Arc::default(),
             public_url: public_url.trim_end_matches('/').to_owned(),
         })
     }

@@ -222,16 +222,33 @@ impl Mail {
     }
 
     /// Runs `work` after the answer; failures are logged (they concern an address the
-    /// caller may not own, so they are not theirs to see).
-    pub(super) fn in_background<F>(&self, what: &'static str, work: F)
+    /// caller may not own, so they are not theirs to see). At most
+    /// [`BACKGROUND_AT_ONCE`](super::BACKGROUND_AT_ONCE) run at once, so a burst waits
+    /// its turn here instead of timing out on the pool (which lost mail on Postgres);
+    /// past [`BACKGROUND_QUEUE`](super::BACKGROUND_QUEUE) waiting, the request is refused.
+    pub(super) fn in_background<F>(&self, what: &'static str, work: F) -> Result<(), Error>
     where
         F: std::future::Future<Output = Result<(), Error>> + Send + 'static,
     {
+        use std::sync::atomic::Ordering;
+        let postbox = self.postbox()?;
+        let waiting = postbox.waiting.clone();
+        if waiting.fetch_add(1, Ordering::SeqCst) >= super::BACKGROUND_QUEUE {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::EmailRateLimited { retry_after: 1 });
+        }
+        let turns = postbox.background.clone();
         tokio::spawn(async move {
+            let turn = turns.acquire_owned().await;
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            if turn.is_err() {
+                return;
+            }
             if let Err(err) = work.await {
                 tracing::warn!(flow = what, error = %err, "mail flow failed");
             }
         });
+        Ok(())
     }
 
     /// Starts a PKCE flow for a mailed link, when the client sent a challenge.
@@ -317,7 +334,7 @@ impl Mail {
                 &meta,
             )
             .await
-        });
+        })?;
         Ok(())
     }
 
@@ -367,7 +384,7 @@ impl Mail {
                 &meta,
             )
             .await
-        });
+        })?;
         Ok(())
     }
 
@@ -445,7 +462,7 @@ impl Mail {
                 }
                 _ => Ok(()),
             }
-        });
+        })?;
         Ok(())
     }
 
@@ -476,7 +493,7 @@ impl Mail {
                 }
                 _ => Ok(()),
             }
-        });
+        })?;
         Ok(())
     }
 
