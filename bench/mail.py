@@ -121,6 +121,24 @@ class Database:
         self.psql.stdin.flush()
         return int(self.psql.stdout.readline())
 
+    def backend_cpu_seconds(self) -> float:
+        """CPU seconds of the Postgres backends connected to this database now (others'
+        work on the same Postgres, and its shared background processes, are not counted;
+        a backend that exits in between takes its time with it)."""
+        if self.backend == "sqlite":
+            return 0.0
+        self.psql.stdin.write("SELECT string_agg(pid::text, ' ') FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid();\n")
+        self.psql.stdin.flush()
+        total = 0
+        for pid in self.psql.stdout.readline().split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / bench.CLK_TCK
+
     def outbox(self) -> int:
         return self.scalar("SELECT count(*) FROM mail_outbox")
 
@@ -144,8 +162,10 @@ class Database:
 # --- measuring -------------------------------------------------------------------------
 
 
-def cpu_now(server: bench.Server) -> tuple[float, float, float]:
-    return server.cpu_seconds(), bench.postgres_cpu_seconds(), time.perf_counter()
+def cpu_now(server: bench.Server, db: "Database") -> tuple[float, float, float]:
+    """The server's CPU seconds, those of the Postgres backends serving its database (0 on
+    SQLite), and the time."""
+    return server.cpu_seconds(), db.backend_cpu_seconds(), time.perf_counter()
 
 
 def once(server: bench.Server, wrk_bin: str, requests: Path, connections: int,
@@ -244,7 +264,7 @@ def intake(server: bench.Server, db: Database, sink: Sink, wrk_bin: str, workdir
     log_offset = server.log_path.stat().st_size
     bound = max(60.0, n / 100)
     rss = PeakRss(server)
-    cpu0, db0, t0 = cpu_now(server)
+    cpu0, db0, t0 = cpu_now(server, db)
     proc = once(server, wrk_bin, requests, connections, bound)
     queued, samples = 0, [(0.0, 0)]
     last_change = (0.0, 0)
@@ -263,7 +283,7 @@ def intake(server: bench.Server, db: Database, sink: Sink, wrk_bin: str, workdir
                 sys.exit(f"{name}: {queued} of {n} messages queued after {now:.0f} s")
     finally:
         peak = rss.stop()
-    cpu1, db1, _ = cpu_now(server)
+    cpu1, db1, _ = cpu_now(server, db)
     http = once_result(proc, n, name)
     # Until the last message was queued (a stall's wait is not counted).
     seconds = max(last_change[0], 1e-6)
@@ -326,15 +346,22 @@ def drain(server: bench.Server, db: Database, sink: Sink, name: str, seconds: fl
             sys.exit(f"{name}: the courier delivered nothing within {HOLD_SECONDS + 5:.0f} s")
         time.sleep(0.005)
     first = sink.count()
-    cpu0, db0, t0 = cpu_now(server)
+    cpu0, db0, t0 = cpu_now(server, db)
     sink0 = sink.cpu_seconds()
     while db.outbox() > 0 and time.perf_counter() - t0 < seconds:
         time.sleep(0.02)
-    cpu1, db1, t1 = cpu_now(server)
+    cpu1, db1, t1 = cpu_now(server, db)
     sink1 = sink.cpu_seconds()
     delivered = sink.count() - first
-    sink.hold(HOLD_SECONDS)
     left = db.purge_outbox()
+    # The courier still sends what it had claimed: let it, before holding the sink again,
+    # so that the next burst counts only its own messages.
+    while True:
+        before = sink.count()
+        time.sleep(0.5)
+        if sink.count() == before:
+            break
+    sink.hold(HOLD_SECONDS)
     if not delivered:
         sys.exit(f"{name}: the courier delivered nothing in {seconds:.0f} s")
     seconds = t1 - t0
@@ -375,17 +402,17 @@ def mint_codes(server: bench.Server, wrk_bin: str, workdir: Path, emails: list[s
     return codes, result
 
 
-def verify(server: bench.Server, wrk_bin: str, workdir: Path, codes: list[tuple[str, str]],
-           apikey: str, connections: int) -> dict:
+def verify(server: bench.Server, db: Database, wrk_bin: str, workdir: Path,
+           codes: list[tuple[str, str]], apikey: str, connections: int) -> dict:
     requests = request_file(
         workdir / "verify.tsv", "/auth/v1/verify",
         [{"type": "email", "email": e, "token": code} for e, code in codes],
         {"Content-Type": "application/json", "apikey": apikey})
     rss = PeakRss(server)
-    cpu0, db0, t0 = cpu_now(server)
+    cpu0, db0, t0 = cpu_now(server, db)
     result = once_result(once(server, wrk_bin, requests, connections,
                               max(60.0, len(codes) / 100)), len(codes), "verify")
-    cpu1, db1, t1 = cpu_now(server)
+    cpu1, db1, t1 = cpu_now(server, db)
     seconds = result["elapsed_us"] / 1e6
     n = result["answered"]
     result.update(
@@ -460,7 +487,7 @@ def measure_backend(backend: str, database_url: str, args, wrk_bin: str, workdir
         codes, minted = mint_codes(server, wrk_bin, workdir,
                                    [EMAIL.format(i) for i in ranges["verify"]], service, c)
         results["generate_link_rps"] = minted["rps"]
-        results["verify"] = verify(server, wrk_bin, workdir, codes, anon, c)
+        results["verify"] = verify(server, db, wrk_bin, workdir, codes, anon, c)
         server.stop()
 
         # The SMTP port closed: nothing listens on it.
@@ -490,6 +517,9 @@ def report(all_results: list[dict], args, info: dict) -> str:
         f"- Command: `{' '.join(['bench/mail.py'] + sys.argv[1:])}` — {args.messages} messages "
         f"(or codes) per burst, {args.connections} connections, one wrk thread "
         f"(`bench/wrk/once.lua`: each request sent once); {args.probes} probes of each kind.",
+        "- CPU: the server's user + system time over the scenario, per request or message; "
+        "Postgres CPU is that of the backends connected to the benchmark's database (not "
+        "other databases' load, nor the WAL writer, checkpointer or autovacuum).",
         "",
         "### Answering before SMTP: POST /auth/v1/recover, one request at a time",
         "",
