@@ -34,7 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "RESULTS.md"
-RELEASE = ROOT / "target" / "release"
+# Where cargo puts the release binaries: $CARGO_TARGET_DIR if set (relative to the
+# checkout, where build() runs cargo), as cargo does.
+RELEASE = ROOT / (os.environ.get("CARGO_TARGET_DIR") or "target") / "release"
 BEGIN, END = "<!-- BEGIN GENERATED: bench/run.py rewrites this part -->", "<!-- END GENERATED -->"
 
 # Passwords that pass the default policy; not secrets, only benchmark data.
@@ -571,13 +573,15 @@ def report(all_results: list[dict], args, info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in current or END not in current:
-        current += f"\n{BEGIN}\n{END}\n"
-    head, rest = current.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    RESULTS.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+def record(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replaces the part of RESULTS.md between the markers `begin` and `end` (appended
+    if missing) with `text`."""
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if begin not in current or end not in current:
+        current += f"\n{begin}\n{end}\n"
+    head, rest = current.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    RESULTS.write_text(f"{head}{begin}\n{text}{end}{tail}")
 
 
 # --- main ------------------------------------------------------------------------------

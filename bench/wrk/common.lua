@@ -9,6 +9,25 @@ function common.lines(path)
   return lines
 end
 
+-- The requests of a harness file, rendered: one a line, tab-separated: METHOD, path, body
+-- ("-" for none), then headers as "Name: value".
+function common.requests(path)
+  local requests = {}
+  for _, line in ipairs(common.lines(path)) do
+    local fields = {}
+    for field in string.gmatch(line, "[^\t]+") do fields[#fields + 1] = field end
+    local headers = {}
+    for i = 4, #fields do
+      local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
+      headers[name] = value
+    end
+    local body = nil
+    if fields[3] ~= "-" then body = fields[3] end
+    requests[#requests + 1] = wrk.format(fields[1], fields[2], headers, body)
+  end
+  return requests
+end
+
 -- wrk calls done() once, after the run; the harness reads the BENCH_RESULT line.
 function common.done(summary, latency, requests)
   local e = summary.errors

@@ -6,18 +6,7 @@ local requests = {}
 local n = 0
 
 function init(args)
-  for _, line in ipairs(common.lines(os.getenv("BENCH_REQUESTS"))) do
-    local fields = {}
-    for field in string.gmatch(line, "[^\t]+") do fields[#fields + 1] = field end
-    local headers = {}
-    for i = 4, #fields do
-      local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
-      headers[name] = value
-    end
-    local body = nil
-    if fields[3] ~= "-" then body = fields[3] end
-    requests[#requests + 1] = wrk.format(fields[1], fields[2], headers, body)
-  end
+  requests = common.requests(os.getenv("BENCH_REQUESTS"))
   -- Threads start at different places in the list.
   n = math.random(#requests) - 1
 end
