@@ -5,8 +5,9 @@
 -- reports at once. wrk's own duration is not the run's, so the run is timed here (the
 -- clock is read through `date`, at the start and at the end).
 --
--- Besides common.done's line, prints BENCH_ONCE {"answered", "non_2xx", "elapsed_us"}:
--- wrk counts only 4xx and 5xx as status errors; this counts everything that is not 2xx.
+-- Besides common.done's line, prints BENCH_ONCE {"answered", "non_2xx", "elapsed_us",
+-- "other_statuses"}: wrk counts only 4xx and 5xx as status errors; this counts everything
+-- that is not 2xx, by status ("429:12 500:1").
 -- With $BENCH_SAVE set, every response body is appended to that file, one a line.
 local common = dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local requests = {}
@@ -14,6 +15,9 @@ local sent = 0
 local started_ns = nil
 -- Globals: done() reads them from the thread with thread:get().
 answered, non_2xx, elapsed_us = 0, 0, -1
+-- "status:count" for each status other than 2xx, space-separated.
+other_statuses = ""
+local counts = {}
 local thread_handle = nil
 
 local function now_ns()
@@ -58,10 +62,16 @@ end
 
 function response(status, headers, body)
   answered = answered + 1
-  if status < 200 or status > 299 then non_2xx = non_2xx + 1 end
+  if status < 200 or status > 299 then
+    non_2xx = non_2xx + 1
+    counts[status] = (counts[status] or 0) + 1
+  end
   if save then save:write(body, "\n") end
   if answered == #requests then
     elapsed_us = math.floor((now_ns() - started_ns) / 1000)
+    for code, count in pairs(counts) do
+      other_statuses = other_statuses .. string.format("%d:%d ", code, count)
+    end
     if save then save:close() end
     wrk.thread:stop()
     -- wrk sleeps out -d in its main thread unless a signal interrupts it, and a signal
@@ -73,7 +83,8 @@ end
 
 function done(summary, latency, requests_)
   common.done(summary, latency, requests_)
-  io.write(string.format('BENCH_ONCE {"answered":%d,"non_2xx":%d,"elapsed_us":%d}\n',
+  io.write(string.format(
+    'BENCH_ONCE {"answered":%d,"non_2xx":%d,"elapsed_us":%d,"other_statuses":"%s"}\n',
     thread_handle:get("answered"), thread_handle:get("non_2xx"),
-    thread_handle:get("elapsed_us")))
+    thread_handle:get("elapsed_us"), thread_handle:get("other_statuses")))
 end
